@@ -1,0 +1,22 @@
+"""The exceptions minijax raises where JAX raises one of its own."""
+from __future__ import annotations
+
+
+class JAXTypeError(TypeError):
+    """Base class of minijax's type errors, as in JAX."""
+
+
+class ConcretizationTypeError(JAXTypeError):
+    """Python needed a concrete value, but only an abstract (traced) one existed."""
+
+
+class TracerBoolConversionError(ConcretizationTypeError):
+    """``bool()`` (an ``if``, ``while``, ``and``...) was applied to a traced value."""
+
+
+class TracerArrayConversionError(JAXTypeError):
+    """A traced value was turned into a NumPy array."""
+
+
+class UnexpectedTracerError(JAXTypeError):
+    """A traced value was used after the transformation that made it had ended."""

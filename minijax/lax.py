@@ -1,0 +1,354 @@
+"""minijax.lax: the primitives, each with its NumPy implementation and shape rule.
+
+Primitives are strict, as in JAX's lax: binary operations want operands of the
+same shape and dtype.  Broadcasting and type promotion are the business of
+``minijax.numpy``, which is written on top of these functions.
+"""
+from __future__ import annotations
+
+import builtins
+
+import numpy as np
+
+from minijax import dtypes
+from minijax.core import Array, Primitive, ShapedArray, get_aval
+
+
+def _primitive(name: str, impl, abstract_eval) -> Primitive:
+    primitive = Primitive(name)
+    primitive.def_impl(impl)
+    primitive.def_abstract_eval(abstract_eval)
+    return primitive
+
+
+# ---------------------------------------------------------------------------
+# Elementwise primitives.
+
+
+def _same_as_input(x: ShapedArray, **_) -> ShapedArray:
+    return x
+
+
+def _elementwise(*avals: ShapedArray, **_) -> ShapedArray:
+    first = avals[0]
+    for aval in avals[1:]:
+        if aval.shape != first.shape or aval.dtype != first.dtype:
+            raise TypeError(
+                f"lax operations need operands of equal shape and dtype, got "
+                f"{', '.join(a.str_short() for a in avals)}")
+    return first.update(weak_type=all(a.weak_type for a in avals))
+
+
+def _comparison(x: ShapedArray, y: ShapedArray) -> ShapedArray:
+    return _elementwise(x, y).update(dtype=dtypes.bool_, weak_type=False)
+
+
+neg_p = _primitive("neg", np.negative, _same_as_input)
+sign_p = _primitive("sign", np.sign, _same_as_input)
+sin_p = _primitive("sin", np.sin, _same_as_input)
+cos_p = _primitive("cos", np.cos, _same_as_input)
+tan_p = _primitive("tan", np.tan, _same_as_input)
+tanh_p = _primitive("tanh", np.tanh, _same_as_input)
+exp_p = _primitive("exp", np.exp, _same_as_input)
+log_p = _primitive("log", np.log, _same_as_input)
+log1p_p = _primitive("log1p", np.log1p, _same_as_input)
+expm1_p = _primitive("expm1", np.expm1, _same_as_input)
+sqrt_p = _primitive("sqrt", np.sqrt, _same_as_input)
+abs_p = _primitive("abs", np.abs, _same_as_input)
+
+add_p = _primitive("add", np.add, _elementwise)
+sub_p = _primitive("sub", np.subtract, _elementwise)
+mul_p = _primitive("mul", np.multiply, _elementwise)
+div_p = _primitive("div", np.divide, _elementwise)
+max_p = _primitive("max", np.maximum, _elementwise)
+min_p = _primitive("min", np.minimum, _elementwise)
+pow_p = _primitive("pow", np.power, _elementwise)
+
+lt_p = _primitive("lt", np.less, _comparison)
+le_p = _primitive("le", np.less_equal, _comparison)
+gt_p = _primitive("gt", np.greater, _comparison)
+ge_p = _primitive("ge", np.greater_equal, _comparison)
+eq_p = _primitive("eq", np.equal, _comparison)
+ne_p = _primitive("ne", np.not_equal, _comparison)
+
+
+def neg(x): return neg_p.bind(x)
+def sign(x): return sign_p.bind(x)
+def sin(x): return sin_p.bind(x)
+def cos(x): return cos_p.bind(x)
+def tan(x): return tan_p.bind(x)
+def tanh(x): return tanh_p.bind(x)
+def exp(x): return exp_p.bind(x)
+def log(x): return log_p.bind(x)
+def log1p(x): return log1p_p.bind(x)
+def expm1(x): return expm1_p.bind(x)
+def sqrt(x): return sqrt_p.bind(x)
+def abs(x): return abs_p.bind(x)  # noqa: A001  (JAX's name)
+def add(x, y): return add_p.bind(x, y)
+def sub(x, y): return sub_p.bind(x, y)
+def mul(x, y): return mul_p.bind(x, y)
+def div(x, y): return div_p.bind(x, y)
+def max(x, y): return max_p.bind(x, y)  # noqa: A001
+def min(x, y): return min_p.bind(x, y)  # noqa: A001
+def pow(x, y): return pow_p.bind(x, y)  # noqa: A001
+def lt(x, y): return lt_p.bind(x, y)
+def le(x, y): return le_p.bind(x, y)
+def gt(x, y): return gt_p.bind(x, y)
+def ge(x, y): return ge_p.bind(x, y)
+def eq(x, y): return eq_p.bind(x, y)
+def ne(x, y): return ne_p.bind(x, y)
+
+
+integer_pow_p = _primitive("integer_pow", lambda x, *, y: np.power(x, y), _same_as_input)
+
+
+def integer_pow(x, y: int):
+    return integer_pow_p.bind(x, y=y)
+
+
+def _select_n_abstract_eval(which: ShapedArray, *cases: ShapedArray) -> ShapedArray:
+    if which.dtype != dtypes.bool_ or which.shape not in ((), cases[0].shape):
+        raise TypeError(f"select_n needs a boolean predicate of the cases' shape, "
+                        f"got {which.str_short()}")
+    return _elementwise(*cases)
+
+
+def _select_n_impl(which, *cases):
+    # select_n(pred, if_false, if_true), as in JAX.
+    return np.where(which, cases[1], cases[0])
+
+
+select_n_p = _primitive("select_n", _select_n_impl, _select_n_abstract_eval)
+
+
+def select_n(which, *cases):
+    return select_n_p.bind(which, *cases)
+
+
+def _convert_element_type_impl(x, *, new_dtype, weak_type):
+    return x.astype(new_dtype)
+
+
+def _convert_element_type_abstract_eval(x, *, new_dtype, weak_type):
+    return x.update(dtype=new_dtype, weak_type=weak_type)
+
+
+convert_element_type_p = _primitive(
+    "convert_element_type", _convert_element_type_impl, _convert_element_type_abstract_eval)
+
+
+def convert_element_type(x, new_dtype, weak_type: bool = False):
+    aval = get_aval(x)
+    new_dtype = dtypes.canonicalize(new_dtype)
+    if aval.dtype == new_dtype and aval.weak_type == weak_type:
+        return x
+    return convert_element_type_p.bind(x, new_dtype=new_dtype, weak_type=weak_type)
+
+
+# ---------------------------------------------------------------------------
+# Reductions and shape changes.
+
+
+def _reduce_abstract_eval(x: ShapedArray, *, axes) -> ShapedArray:
+    shape = tuple(d for i, d in enumerate(x.shape) if i not in axes)
+    return x.update(shape=shape)
+
+
+reduce_sum_p = _primitive(
+    "reduce_sum", lambda x, *, axes: np.sum(x, axis=axes), _reduce_abstract_eval)
+reduce_max_p = _primitive(
+    "reduce_max", lambda x, *, axes: np.max(x, axis=axes), _reduce_abstract_eval)
+
+
+def reduce_sum(x, axes: tuple[int, ...]):
+    return reduce_sum_p.bind(x, axes=tuple(axes))
+
+
+def reduce_max(x, axes: tuple[int, ...]):
+    return reduce_max_p.bind(x, axes=tuple(axes))
+
+
+def _broadcast_in_dim_impl(x, *, shape, broadcast_dimensions):
+    # Give x a length-1 axis wherever the result has a new one, then broadcast.
+    expanded = [1] * len(shape)
+    for src, dst in enumerate(broadcast_dimensions):
+        expanded[dst] = x.shape[src]
+    return np.broadcast_to(np.reshape(x, expanded), shape)
+
+
+def _broadcast_in_dim_abstract_eval(x, *, shape, broadcast_dimensions):
+    for src, dst in enumerate(broadcast_dimensions):
+        if x.shape[src] not in (1, shape[dst]):
+            raise TypeError(f"cannot broadcast {x.str_short()} to shape {shape}")
+    return x.update(shape=shape)
+
+
+broadcast_in_dim_p = _primitive(
+    "broadcast_in_dim", _broadcast_in_dim_impl, _broadcast_in_dim_abstract_eval)
+
+
+def broadcast_in_dim(x, shape: tuple[int, ...], broadcast_dimensions: tuple[int, ...]):
+    if get_aval(x).shape == tuple(shape):
+        return x
+    return broadcast_in_dim_p.bind(
+        x, shape=tuple(shape), broadcast_dimensions=tuple(broadcast_dimensions))
+
+
+def _reshape_abstract_eval(x, *, new_sizes):
+    if int(np.prod(new_sizes)) != x.size:
+        raise TypeError(f"cannot reshape {x.str_short()} to shape {new_sizes}")
+    return x.update(shape=new_sizes)
+
+
+reshape_p = _primitive(
+    "reshape", lambda x, *, new_sizes: np.reshape(x, new_sizes), _reshape_abstract_eval)
+
+
+def reshape(x, new_sizes: tuple[int, ...]):
+    if get_aval(x).shape == tuple(new_sizes):
+        return x
+    return reshape_p.bind(x, new_sizes=tuple(new_sizes))
+
+
+def _squeeze_abstract_eval(x, *, dimensions):
+    return x.update(shape=tuple(d for i, d in enumerate(x.shape) if i not in dimensions))
+
+
+squeeze_p = _primitive(
+    "squeeze", lambda x, *, dimensions: np.squeeze(x, dimensions), _squeeze_abstract_eval)
+
+
+def squeeze(x, dimensions: tuple[int, ...]):
+    return squeeze_p.bind(x, dimensions=tuple(dimensions)) if dimensions else x
+
+
+def _transpose_abstract_eval(x, *, permutation):
+    return x.update(shape=tuple(x.shape[i] for i in permutation))
+
+
+transpose_p = _primitive(
+    "transpose", lambda x, *, permutation: np.transpose(x, permutation),
+    _transpose_abstract_eval)
+
+
+def transpose(x, permutation: tuple[int, ...]):
+    if tuple(permutation) == tuple(range(len(permutation))):
+        return x
+    return transpose_p.bind(x, permutation=tuple(permutation))
+
+
+def _slice_impl(x, *, start_indices, limit_indices, strides):
+    steps = strides or (1,) * len(start_indices)
+    return x[tuple(map(builtins.slice, start_indices, limit_indices, steps))]
+
+
+def _slice_abstract_eval(x, *, start_indices, limit_indices, strides):
+    steps = strides or (1,) * len(start_indices)
+    shape = tuple(max(0, -(-(hi - lo) // s))
+                  for lo, hi, s in zip(start_indices, limit_indices, steps))
+    return x.update(shape=shape)
+
+
+slice_p = _primitive("slice", _slice_impl, _slice_abstract_eval)
+
+
+def slice(x, start_indices, limit_indices, strides=None):  # noqa: A001  (JAX's name)
+    return slice_p.bind(x, start_indices=tuple(start_indices),
+                        limit_indices=tuple(limit_indices),
+                        strides=None if strides is None else tuple(strides))
+
+
+def _pad_impl(x, padding_value, *, padding_config):
+    # Only non-negative padding: enough to transpose slicing.
+    shape = tuple(lo + hi + d + max(0, d - 1) * interior
+                  for d, (lo, hi, interior) in zip(x.shape, padding_config))
+    out = np.full(shape, padding_value, dtype=x.dtype)
+    out[tuple(np.s_[lo:lo + (d - 1) * (interior + 1) + 1:interior + 1] if d else np.s_[0:0]
+              for d, (lo, _, interior) in zip(x.shape, padding_config))] = x
+    return out
+
+
+def _pad_abstract_eval(x, padding_value, *, padding_config):
+    shape = tuple(lo + hi + d + max(0, d - 1) * interior
+                  for d, (lo, hi, interior) in zip(x.shape, padding_config))
+    return x.update(shape=shape)
+
+
+pad_p = _primitive("pad", _pad_impl, _pad_abstract_eval)
+
+
+def pad(x, padding_value, padding_config):
+    return pad_p.bind(x, padding_value, padding_config=tuple(map(tuple, padding_config)))
+
+
+# ---------------------------------------------------------------------------
+# dot_general: every product of arrays (dot, matmul, batched matmul).
+
+
+def _dot_general_spec(lhs_ndim, rhs_ndim, dimension_numbers) -> str:
+    """An einsum spec: batch axes first, then lhs's free axes, then rhs's."""
+    (lhs_contract, rhs_contract), (lhs_batch, rhs_batch) = dimension_numbers
+    letters = iter("abcdefghijklmnopqrstuvwxyz")
+    lhs, rhs = [None] * lhs_ndim, [None] * rhs_ndim
+    for l, r in [*zip(lhs_batch, rhs_batch), *zip(lhs_contract, rhs_contract)]:
+        lhs[l] = rhs[r] = next(letters)
+    lhs = [c or next(letters) for c in lhs]
+    rhs = [c or next(letters) for c in rhs]
+    out = ([lhs[i] for i in lhs_batch]
+           + [c for i, c in enumerate(lhs) if i not in lhs_batch and i not in lhs_contract]
+           + [c for i, c in enumerate(rhs) if i not in rhs_batch and i not in rhs_contract])
+    return f"{''.join(lhs)},{''.join(rhs)}->{''.join(out)}"
+
+
+def _dot_general_impl(lhs, rhs, *, dimension_numbers, preferred_element_type):
+    spec = _dot_general_spec(lhs.ndim, rhs.ndim, dimension_numbers)
+    return np.einsum(spec, lhs, rhs, optimize=True)
+
+
+def _dot_general_abstract_eval(lhs, rhs, *, dimension_numbers, preferred_element_type):
+    (lhs_contract, rhs_contract), (lhs_batch, rhs_batch) = dimension_numbers
+    for l, r in [*zip(lhs_contract, rhs_contract), *zip(lhs_batch, rhs_batch)]:
+        if lhs.shape[l] != rhs.shape[r]:
+            raise TypeError(f"dot_general got incompatible shapes "
+                            f"{lhs.str_short()} and {rhs.str_short()}")
+    shape = ([lhs.shape[i] for i in lhs_batch]
+             + [d for i, d in enumerate(lhs.shape) if i not in lhs_batch + lhs_contract]
+             + [d for i, d in enumerate(rhs.shape) if i not in rhs_batch + rhs_contract])
+    return ShapedArray(shape, preferred_element_type, lhs.weak_type and rhs.weak_type)
+
+
+dot_general_p = _primitive("dot_general", _dot_general_impl, _dot_general_abstract_eval)
+
+
+def dot_general(lhs, rhs, dimension_numbers, preferred_element_type=None):
+    (lc, rc), (lb, rb) = dimension_numbers
+    numbers = ((list(lc), list(rc)), (list(lb), list(rb)))
+    dtype = preferred_element_type or get_aval(lhs).dtype
+    return dot_general_p.bind(lhs, rhs, dimension_numbers=_HashableDims(numbers),
+                              preferred_element_type=np.dtype(dtype))
+
+
+class _HashableDims(tuple):
+    """dimension_numbers printed as JAX prints them (lists inside), yet hashable."""
+
+    def __new__(cls, numbers):
+        return super().__new__(cls, (tuple(map(tuple, numbers[0])), tuple(map(tuple, numbers[1]))))
+
+    def __repr__(self):
+        (lc, rc), (lb, rb) = self
+        return f"(({list(lc)}, {list(rc)}), ({list(lb)}, {list(rb)}))"
+
+
+# ---------------------------------------------------------------------------
+# Helpers shared by the derivative and batching rules.
+
+
+def full_like(x, fill_value):
+    """An array of ``fill_value`` with the shape, dtype and weak type of ``x``."""
+    aval = get_aval(x)
+    scalar = Array(np.asarray(fill_value, aval.dtype), aval.weak_type)
+    return broadcast_in_dim(scalar, aval.shape, ())
+
+
+def zeros_like(x):
+    return full_like(x, 0)

@@ -1,0 +1,323 @@
+"""minijax.numpy: a NumPy-like interface on top of minijax.lax.
+
+This layer does what lax leaves out: it broadcasts shapes, promotes dtypes
+(keeping JAX's weak types), accepts Python scalars, and turns integers into
+floats where a function needs floats.
+"""
+from __future__ import annotations
+
+import builtins
+import math
+
+import numpy as np
+
+from minijax import dtypes, lax
+from minijax.core import Array, Tracer, get_aval, to_array
+
+pi = math.pi
+e = math.e
+inf = math.inf
+nan = math.nan
+
+
+class _ScalarType:
+    """``jnp.float32`` and friends: a dtype, and a constructor of strong scalars."""
+
+    def __init__(self, dtype: str):
+        self.dtype = np.dtype(dtype)
+
+    def __call__(self, x):
+        return asarray(x, self.dtype)
+
+    def __repr__(self):
+        return f"<class 'minijax.numpy.{self.dtype.name}'>"
+
+
+float32 = _ScalarType("float32")
+int32 = _ScalarType("int32")
+bool_ = _ScalarType("bool")
+
+
+# ---------------------------------------------------------------------------
+# Creating arrays.
+
+
+def asarray(x, dtype=None):
+    """An array from a Python scalar, nested lists, a NumPy array or an array."""
+    if isinstance(x, (list, tuple)) and any(isinstance(v, Tracer) for v in _flat(x)):
+        raise TypeError("minijax.numpy.asarray cannot build an array from a list "
+                        "that holds traced values; build it with arithmetic instead")
+    if isinstance(x, (list, tuple)):
+        x = np.asarray([np.asarray(v) for v in x])  # a list is strongly typed
+    if dtype is None:
+        return x if isinstance(x, Tracer) else to_array(x)
+    dtype = dtypes.canonicalize(getattr(dtype, "dtype", dtype))
+    if isinstance(x, (Tracer, Array)):
+        return lax.convert_element_type(x, dtype, weak_type=False)
+    return Array(np.asarray(x, dtype))
+
+
+array = asarray
+
+
+def _flat(xs):
+    for x in xs:
+        yield from _flat(x) if isinstance(x, (list, tuple)) else [x]
+
+
+def zeros(shape, dtype=float32) -> Array:
+    return asarray(np.zeros(shape), dtype)
+
+
+def ones(shape, dtype=float32) -> Array:
+    return asarray(np.ones(shape), dtype)
+
+
+def zeros_like(x):
+    return lax.full_like(_as_operand(x), 0)
+
+
+def ones_like(x):
+    return lax.full_like(_as_operand(x), 1)
+
+
+def arange(start, stop=None, step=1, dtype=None) -> Array:
+    values = np.arange(start, stop, step) if stop is not None else np.arange(start)
+    return asarray(values, dtype or dtypes.canonicalize(values.dtype))
+
+
+def linspace(start, stop, num: int = 50, endpoint: bool = True, dtype=float32) -> Array:
+    return asarray(np.linspace(start, stop, num, endpoint=endpoint), dtype)
+
+
+# ---------------------------------------------------------------------------
+# Promotion and broadcasting.
+
+
+def _as_operand(x):
+    return x if isinstance(x, (Tracer, Array)) else to_array(x)
+
+
+def _promote(*args):
+    """Convert operands to their common dtype, as JAX's promotion rules say."""
+    avals = [get_aval(a) for a in args]
+    dtype, weak = dtypes.result_type(*[(a.dtype, a.weak_type) for a in avals])
+    return [lax.convert_element_type(_as_operand(a), dtype, weak) for a in args]
+
+
+def _broadcast(*args):
+    shape = np.broadcast_shapes(*[get_aval(a).shape for a in args])
+    return [broadcast_to(a, shape) for a in args]
+
+
+def _promote_to_float(x):
+    aval = get_aval(x)
+    if dtypes.is_float(aval.dtype):
+        return _as_operand(x)
+    return lax.convert_element_type(_as_operand(x), dtypes.float32, aval.weak_type)
+
+
+def _binary_op(lax_op):
+    def op(x, y):
+        return lax_op(*_broadcast(*_promote(x, y)))
+    op.__name__ = lax_op.__name__
+    return op
+
+
+def _float_unary_op(lax_op):
+    def op(x):
+        return lax_op(_promote_to_float(x))
+    op.__name__ = lax_op.__name__
+    return op
+
+
+add = _binary_op(lax.add)
+subtract = _binary_op(lax.sub)
+multiply = _binary_op(lax.mul)
+maximum = _binary_op(lax.max)
+minimum = _binary_op(lax.min)
+less = _binary_op(lax.lt)
+less_equal = _binary_op(lax.le)
+greater = _binary_op(lax.gt)
+greater_equal = _binary_op(lax.ge)
+equal = _binary_op(lax.eq)
+not_equal = _binary_op(lax.ne)
+
+sin = _float_unary_op(lax.sin)
+cos = _float_unary_op(lax.cos)
+tan = _float_unary_op(lax.tan)
+tanh = _float_unary_op(lax.tanh)
+exp = _float_unary_op(lax.exp)
+log = _float_unary_op(lax.log)
+log1p = _float_unary_op(lax.log1p)
+expm1 = _float_unary_op(lax.expm1)
+sqrt = _float_unary_op(lax.sqrt)
+
+
+def negative(x):
+    return lax.neg(_as_operand(x))
+
+
+def abs(x):  # noqa: A001  (NumPy's name)
+    return lax.abs(_as_operand(x))
+
+
+absolute = abs
+
+
+def sign(x):
+    return lax.sign(_as_operand(x))
+
+
+def divide(x, y):
+    """True division: integers are divided as floats."""
+    x, y = _promote(x, y)
+    return lax.div(*_broadcast(_promote_to_float(x), _promote_to_float(y)))
+
+
+true_divide = divide
+
+
+def power(x, y):
+    # A Python int exponent is unrolled into multiplications (integer_pow), as in JAX.
+    if type(y) is int:
+        return lax.integer_pow(_as_operand(x), y)
+    return lax.pow(*_broadcast(*_promote(x, y)))
+
+
+def square(x):
+    return lax.integer_pow(_as_operand(x), 2)
+
+
+def where(condition, x, y):
+    condition = asarray(condition, bool_) if not isinstance(condition, Tracer) else condition
+    condition, x, y = _broadcast(condition, *_promote(x, y))
+    return lax.select_n(condition, y, x)
+
+
+def clip(x, min=None, max=None):  # noqa: A002  (JAX's names)
+    if min is not None:
+        x = maximum(x, min)
+    if max is not None:
+        x = minimum(x, max)
+    return x
+
+
+# ---------------------------------------------------------------------------
+# Reductions.
+
+
+def _axes(x, axis) -> tuple[int, ...]:
+    ndim = get_aval(x).ndim
+    if axis is None:
+        return tuple(range(ndim))
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    return tuple(a % ndim for a in axes)
+
+
+def sum(x, axis=None):  # noqa: A001
+    x = _as_operand(x)
+    return lax.reduce_sum(x, _axes(x, axis))
+
+
+def max(x, axis=None):  # noqa: A001
+    x = _as_operand(x)
+    return lax.reduce_max(x, _axes(x, axis))
+
+
+def mean(x, axis=None):
+    x = _promote_to_float(x)
+    count = math.prod(get_aval(x).shape[a] for a in _axes(x, axis))
+    return divide(sum(x, axis), count)
+
+
+# ---------------------------------------------------------------------------
+# Shapes.
+
+
+def broadcast_to(x, shape):
+    x = _as_operand(x)
+    shape = tuple(shape)
+    ndim = get_aval(x).ndim
+    return lax.broadcast_in_dim(x, shape, tuple(range(len(shape) - ndim, len(shape))))
+
+
+def reshape(x, shape):
+    x = _as_operand(x)
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    if -1 in shape:
+        known = math.prod(d for d in shape if d != -1)
+        shape = tuple(get_aval(x).size // known if d == -1 else d for d in shape)
+    return lax.reshape(x, shape)
+
+
+def transpose(x, axes=None):
+    x = _as_operand(x)
+    ndim = get_aval(x).ndim
+    return lax.transpose(x, tuple(axes) if axes is not None else tuple(reversed(range(ndim))))
+
+
+def dot(a, b):
+    """Dot product of vectors, or matrix products of 1-D and 2-D arrays."""
+    a, b = _promote(a, b)
+    a_ndim, b_ndim = get_aval(a).ndim, get_aval(b).ndim
+    if a_ndim == 0 or b_ndim == 0:
+        return multiply(a, b)
+    if builtins.max(a_ndim, b_ndim) > 2:
+        raise TypeError("minijax.numpy.dot supports arrays of at most 2 dimensions")
+    contract_b = 0 if b_ndim == 1 else b_ndim - 2
+    return lax.dot_general(a, b, (((a_ndim - 1,), (contract_b,)), ((), ())))
+
+
+def matmul(a, b):
+    """Matrix product; leading axes of equal size are batch axes."""
+    a, b = _promote(a, b)
+    a_ndim, b_ndim = get_aval(a).ndim, get_aval(b).ndim
+    if builtins.max(a_ndim, b_ndim) <= 2:
+        return dot(a, b)
+    if a_ndim != b_ndim:
+        raise TypeError("minijax.numpy.matmul needs batched operands of equal rank")
+    batch = tuple(range(a_ndim - 2))
+    return lax.dot_general(a, b, (((a_ndim - 1,), (b_ndim - 2,)), (batch, batch)))
+
+
+# ---------------------------------------------------------------------------
+# Basic indexing: integers, slices and Ellipsis, all static.
+
+
+def getitem(x, index):
+    x = _as_operand(x)
+    shape = get_aval(x).shape
+    index = _expand_ellipsis(index if isinstance(index, tuple) else (index,), len(shape))
+    starts, limits, strides, squeezed = [], [], [], []
+    for axis, (size, item) in enumerate(zip(shape, index)):
+        if isinstance(item, builtins.slice):
+            start, stop, step = item.indices(size)
+            if step < 1:
+                raise IndexError("minijax supports only positive slice steps")
+        elif isinstance(item, (int, np.integer)) and not isinstance(item, bool):
+            if not -size <= item < size:
+                raise IndexError(f"index {item} is out of bounds for axis {axis} with size {size}")
+            start, stop, step = item % size, item % size + 1, 1
+            squeezed.append(axis)
+        else:
+            raise TypeError(f"minijax supports only basic indexing (integers and slices), "
+                            f"got {type(item).__name__}")
+        starts.append(start)
+        limits.append(builtins.max(start, stop))
+        strides.append(step)
+    sliced = lax.slice(x, starts, limits, None if set(strides) <= {1} else strides)
+    return lax.squeeze(sliced, squeezed)
+
+
+def _expand_ellipsis(index: tuple, ndim: int) -> tuple:
+    if builtins.sum(item is Ellipsis for item in index) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    if Ellipsis in index:
+        at = index.index(Ellipsis)
+        fill = (builtins.slice(None),) * (ndim - len(index) + 1)
+        index = index[:at] + fill + index[at + 1:]
+    if len(index) > ndim:
+        raise IndexError(f"too many indices for array: array is {ndim}-dimensional, "
+                         f"but {len(index)} were indexed")
+    return index + (builtins.slice(None),) * (ndim - len(index))

@@ -1,0 +1,179 @@
+"""Pytrees: nested containers of arrays that transformations see through.
+
+A transformation only knows flat lists of arrays.  ``tree_flatten`` turns a
+pytree into its leaves plus a ``PyTreeDef`` recording the containers, and
+``tree_unflatten`` puts leaves back into that structure.  Tuples, lists, dicts,
+namedtuples and None are pytrees; ``register_pytree_node`` adds more types.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Hashable, Iterable, NamedTuple
+
+
+class _NodeType(NamedTuple):
+    to_iterable: Callable[[Any], tuple[Iterable, Hashable]]
+    from_iterable: Callable[[Hashable, Iterable], Any]
+
+
+_registry: dict[type, _NodeType] = {}
+
+
+def register_pytree_node(nodetype: type, flatten_func: Callable, unflatten_func: Callable) -> None:
+    """Make ``nodetype`` a pytree: ``flatten_func(x) -> (children, aux_data)`` and
+    ``unflatten_func(aux_data, children) -> x``."""
+    _registry[nodetype] = _NodeType(flatten_func, unflatten_func)
+
+
+register_pytree_node(tuple, lambda t: (t, None), lambda _, xs: tuple(xs))
+register_pytree_node(list, lambda l: (l, None), lambda _, xs: list(xs))
+register_pytree_node(
+    dict,
+    lambda d: ([d[k] for k in sorted(d)], tuple(sorted(d))),
+    lambda keys, xs: dict(zip(keys, xs)))
+register_pytree_node(type(None), lambda _: ((), None), lambda _, __: None)
+
+
+def _node_type(x) -> tuple[type, _NodeType] | None:
+    kind = type(x)
+    if kind in _registry:
+        return kind, _registry[kind]
+    if isinstance(x, tuple) and hasattr(kind, "_fields"):  # a namedtuple
+        return kind, _NodeType(lambda t: (tuple(t), None), lambda _, xs: kind(*xs))
+    return None
+
+
+class PyTreeDef:
+    """The structure of a pytree: its containers, without the leaves."""
+
+    def __init__(self, node_type: type | None, aux_data: Hashable = None,
+                 children: tuple[PyTreeDef, ...] = ()):
+        self.node_type = node_type  # None for a leaf
+        self.aux_data = aux_data
+        self.children = children
+        self.num_leaves = 1 if node_type is None else sum(c.num_leaves for c in children)
+
+    def __eq__(self, other):
+        return (isinstance(other, PyTreeDef) and self.node_type == other.node_type
+                and self.aux_data == other.aux_data and self.children == other.children)
+
+    def __hash__(self):
+        return hash((self.node_type, self.aux_data, self.children))
+
+    def __repr__(self):
+        return f"PyTreeDef({self._show()})"
+
+    def _show(self) -> str:
+        if self.node_type is None:
+            return "*"
+        kids = [c._show() for c in self.children]
+        if self.node_type is type(None):
+            return "None"
+        if self.node_type is tuple:
+            return f"({kids[0]},)" if len(kids) == 1 else f"({', '.join(kids)})"
+        if self.node_type is list:
+            return f"[{', '.join(kids)}]"
+        if self.node_type is dict:
+            return "{" + ", ".join(f"{k!r}: {v}" for k, v in zip(self.aux_data, kids)) + "}"
+        return f"{self.node_type.__name__}({', '.join(kids)})"
+
+
+_LEAF = PyTreeDef(None)
+
+
+def tree_flatten(tree, is_leaf: Callable[[Any], bool] | None = None) -> tuple[list, PyTreeDef]:
+    leaves: list = []
+    return leaves, _flatten_into(tree, leaves, is_leaf)
+
+
+def _flatten_into(tree, leaves: list, is_leaf) -> PyTreeDef:
+    node = None if is_leaf is not None and is_leaf(tree) else _node_type(tree)
+    if node is None:
+        leaves.append(tree)
+        return _LEAF
+    kind, node_def = node
+    children, aux_data = node_def.to_iterable(tree)
+    return PyTreeDef(kind, aux_data, tuple(_flatten_into(c, leaves, is_leaf) for c in children))
+
+
+def tree_unflatten(treedef: PyTreeDef, leaves: Iterable):
+    leaves = iter(leaves)
+    tree = _build(treedef, leaves)
+    if next(leaves, _END) is not _END:
+        raise ValueError(f"Too many leaves for PyTreeDef {treedef}")
+    return tree
+
+
+_END = object()
+
+
+def _build(treedef: PyTreeDef, leaves):
+    if treedef.node_type is None:
+        leaf = next(leaves, _END)
+        if leaf is _END:
+            raise ValueError("Too few leaves for PyTreeDef")
+        return leaf
+    children = [_build(child, leaves) for child in treedef.children]
+    node_def = _node_type_of(treedef.node_type)
+    return node_def.from_iterable(treedef.aux_data, children)
+
+
+def _node_type_of(kind: type) -> _NodeType:
+    if kind in _registry:
+        return _registry[kind]
+    return _NodeType(None, lambda _, xs: kind(*xs))  # a namedtuple
+
+
+def tree_leaves(tree) -> list:
+    return tree_flatten(tree)[0]
+
+
+def tree_structure(tree) -> PyTreeDef:
+    return tree_flatten(tree)[1]
+
+
+def tree_map(f: Callable, tree, *rest):
+    """Apply ``f`` leaf by leaf to ``tree`` and to ``rest``, trees of the same structure."""
+    leaves, treedef = tree_flatten(tree)
+    others = [_leaves_matching(treedef, r) for r in rest]
+    return tree_unflatten(treedef, [f(*xs) for xs in zip(leaves, *others)])
+
+
+def _leaves_matching(treedef: PyTreeDef, tree) -> list:
+    leaves, other = tree_flatten(tree)
+    if other != treedef:
+        raise ValueError(f"Custom node type mismatch; expected type: {treedef}, got {other}")
+    return leaves
+
+
+# ---------------------------------------------------------------------------
+# Flattening functions for the transformations.
+
+
+class Store:
+    """A box a flattened function fills with its output structure when it runs."""
+
+    _EMPTY = object()
+
+    def __init__(self):
+        self.value = self._EMPTY
+
+    def set(self, value):
+        self.value = value
+
+    def get(self):
+        if self.value is self._EMPTY:
+            raise RuntimeError("the function has not been called yet")
+        return self.value
+
+
+def flatten_fun(f: Callable, in_tree: PyTreeDef) -> tuple[Callable, Store]:
+    """``f`` on pytrees, as a function of flat leaves returning flat leaves."""
+    out_tree = Store()
+
+    def flat_fun(*leaves):
+        outs = f(*tree_unflatten(in_tree, leaves))
+        out_leaves, tree = tree_flatten(outs)
+        out_tree.set(tree)
+        return out_leaves
+
+    return flat_fun, out_tree
