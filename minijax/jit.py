@@ -1,0 +1,220 @@
+"""jit: stage a function to a jaxpr once, compile it, and call the compiled code.
+
+JAX compiles jaxprs with XLA.  minijax "compiles" a jaxpr into the source of a
+plain Python function whose body is one NumPy call per equation, and ``exec``s
+it.  The result has no tracing and no dispatch left in it, which is where jit's
+speed comes from; ``jit(f).lower(*args).as_text()`` shows the generated code.
+
+Inside other transformations a jitted function is the primitive ``jit``, whose
+parameters carry the staged jaxpr.  Each transformation handles it by
+transforming that jaxpr, so the result is again one ``jit`` equation.
+"""
+from __future__ import annotations
+
+import functools
+import keyword
+from typing import Callable
+
+import numpy as np
+
+from minijax.core import Primitive, Tracer
+from minijax.jaxpr import (
+    Jaxpr, Literal, Var, bind_static_args, closure_convert, jaxpr_as_fun, pp_jaxpr,
+    shaped_aval, trace_to_jaxpr, _names)
+from minijax.jvp import jvp_flat, jvp_rules
+from minijax.tree_util import flatten_fun, tree_flatten, tree_unflatten
+
+jit_p = Primitive("jit")
+jit_p.multiple_results = True
+
+
+@jit_p.def_abstract_eval
+def _jit_abstract_eval(*in_avals, jaxpr: Jaxpr, name: str):
+    expected = [(a.shape, a.dtype) for a in jaxpr.in_avals]
+    if [(a.shape, a.dtype) for a in in_avals] != expected:
+        raise TypeError(f"jit-compiled {name} called with arguments of types "
+                        f"{[a.str_short() for a in in_avals]}, expected "
+                        f"{[a.str_short() for a in jaxpr.in_avals]}")
+    return jaxpr.out_avals
+
+
+@jit_p.def_impl
+def _jit_impl(*args, jaxpr: Jaxpr, name: str):
+    with np.errstate(all="ignore"):  # overflow gives inf, as in JAX, without warnings
+        return compile_jaxpr(jaxpr, name)(*args)
+
+
+# ---------------------------------------------------------------------------
+# The compiler: jaxpr -> Python source -> function.
+
+
+@functools.lru_cache(maxsize=None)
+def compile_jaxpr(jaxpr: Jaxpr, name: str = "jitted") -> Callable:
+    source, namespace = generate_source(jaxpr, name)
+    exec(compile(source, f"<minijax.jit {name}>", "exec"), namespace)
+    compiled = namespace[_function_name(name)]
+    compiled.source = source
+    return compiled
+
+
+class _Impls:
+    """The generated code calls ``impl.<primitive>`` for primitives that are not
+    a single NumPy function."""
+
+    def __init__(self):
+        self.by_name: dict[str, Callable] = {}
+
+    def __getattr__(self, name):
+        try:
+            return self.by_name[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def generate_source(jaxpr: Jaxpr, name: str) -> tuple[str, dict]:
+    """Python source for ``jaxpr`` and the namespace it runs in."""
+    impls = _Impls()
+    namespace = {"np": np, "impl": impls}
+    var_name = _CodeNamer(reserved=set(namespace))
+    lines = [f"def {_function_name(name)}({', '.join(map(var_name, jaxpr.invars))}):"]
+    for eqn in jaxpr.eqns:
+        call = _call_expression(eqn, var_name, impls, namespace)
+        outs = ", ".join(map(var_name, eqn.out_binders))
+        if eqn.primitive.multiple_results and len(eqn.out_binders) == 1:
+            outs += ","
+        lines.append(f"    {outs} = {call}")
+    outs = ", ".join(map(var_name, jaxpr.outvars))
+    lines.append(f"    return ({outs},)" if len(jaxpr.outvars) == 1 else f"    return ({outs})")
+    return "\n".join(lines) + "\n", namespace
+
+
+def _function_name(name: str) -> str:
+    cleaned = "".join(c if c.isalnum() else "_" for c in name)
+    return cleaned if cleaned.isidentifier() else f"f_{cleaned}"
+
+
+def _call_expression(eqn, var_name, impls: _Impls, namespace: dict) -> str:
+    primitive = eqn.primitive
+    args = [var_name(x) for x in eqn.inputs]
+    for key, value in sorted(eqn.params.items()):
+        args.append(f"{key}={_param_source(value, namespace)}")
+    impl = primitive.impl
+    if getattr(np, getattr(impl, "__name__", ""), None) is impl:
+        return f"np.{impl.__name__}({', '.join(args)})"
+    impls.by_name[primitive.name] = impl
+    return f"impl.{primitive.name}({', '.join(args)})"
+
+
+def _param_source(value, namespace: dict) -> str:
+    """Source text for a parameter; values without one go into the namespace."""
+    if isinstance(value, np.dtype):
+        return f"np.{value.name}"
+    if value is None or isinstance(value, (bool, int, float, str, tuple)):
+        return repr(value)
+    key = f"param_{len(namespace)}"
+    namespace[key] = value
+    return key
+
+
+class _CodeNamer:
+    """Variable names as in the printed jaxpr, minus Python keywords and our globals."""
+
+    def __init__(self, reserved: set[str]):
+        self.names: dict[Var, str] = {}
+        self.fresh = (n for n in _names() if not keyword.iskeyword(n) and n not in reserved)
+
+    def __call__(self, atom) -> str:
+        if isinstance(atom, Literal):
+            return repr(atom.val._value[()])
+        if atom not in self.names:
+            self.names[atom] = next(self.fresh)
+        return self.names[atom]
+
+
+# ---------------------------------------------------------------------------
+# The user-facing jit.
+
+
+def jit(fun: Callable, static_argnums: int | tuple[int, ...] = ()) -> Callable:
+    """Compile ``fun``: trace it once per input signature, then run compiled code.
+
+    ``static_argnums`` names arguments that are not traced but fixed at their
+    Python value (and part of the cache key), so Python control flow on them works.
+    """
+    static_argnums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
+    cache: dict = {}
+
+    def staged(args: tuple):
+        dynamic_fun, dynamic_args = bind_static_args(fun, args, static_argnums)
+        flat_args, in_tree = tree_flatten(tuple(dynamic_args))
+        in_avals = tuple(shaped_aval(x) for x in flat_args)
+        statics = tuple(args[i % len(args)] for i in static_argnums)
+        key = (in_tree, in_avals, statics)
+        if key not in cache:
+            flat_fun, out_tree = flatten_fun(dynamic_fun, in_tree)
+            jaxpr, consts = trace_to_jaxpr(flat_fun, list(in_avals))
+            entry = (closure_convert(jaxpr), consts, out_tree.get())
+            if any(isinstance(c, Tracer) for c in consts):
+                return entry, flat_args  # closes over a transformation's value: not reusable
+            cache[key] = entry
+        return cache[key], flat_args
+
+    @functools.wraps(fun)
+    def jitted(*args):
+        (jaxpr, consts, out_tree), flat_args = staged(args)
+        outs = jit_p.bind(*consts, *flat_args, jaxpr=jaxpr, name=_name_of(fun))
+        return tree_unflatten(out_tree, outs)
+
+    def lower(*args) -> Lowered:
+        (jaxpr, _, _), _ = staged(args)
+        return Lowered(jaxpr, _name_of(fun))
+
+    jitted.lower = lower
+    return jitted
+
+
+def _name_of(fun: Callable) -> str:
+    return getattr(fun, "__name__", type(fun).__name__)
+
+
+class Lowered:
+    """A jitted function at particular argument types: its jaxpr and compiled code."""
+
+    def __init__(self, jaxpr: Jaxpr, name: str):
+        self.jaxpr = jaxpr
+        self.name = name
+
+    def as_text(self) -> str:
+        """The Python source minijax generated for this jaxpr."""
+        return compile_jaxpr(self.jaxpr, self.name).source
+
+    def __repr__(self):
+        return pp_jaxpr(self.jaxpr)
+
+
+# ---------------------------------------------------------------------------
+# Forward mode through a jitted call: differentiate the jaxpr, stay jitted.
+
+
+def _jit_jvp(primals, tangents, *, jaxpr: Jaxpr, name: str):
+    new_jaxpr, consts = jvp_jaxpr(jaxpr)
+    outs = jit_p.bind(*consts, *primals, *tangents, jaxpr=new_jaxpr, name=f"jvp({name})")
+    half = len(outs) // 2
+    return outs[:half], outs[half:]
+
+
+@functools.lru_cache(maxsize=None)
+def jvp_jaxpr(jaxpr: Jaxpr) -> tuple[Jaxpr, list]:
+    """A jaxpr taking (primals, tangents) and returning (primals_out, tangents_out)."""
+    n = len(jaxpr.invars)
+
+    def jvp_traceable(*primals_and_tangents):
+        primals_out, tangents_out = jvp_flat(
+            jaxpr_as_fun(jaxpr), primals_and_tangents[:n], primals_and_tangents[n:])
+        return [*primals_out, *tangents_out]
+
+    new_jaxpr, consts = trace_to_jaxpr(jvp_traceable, jaxpr.in_avals * 2)
+    return closure_convert(new_jaxpr), consts
+
+
+jvp_rules[jit_p] = _jit_jvp
