@@ -94,6 +94,7 @@ def _binary(name: str, reflected: bool = False):
 class ArrayMethods:
     """Python operators and array methods, all written with minijax.numpy."""
 
+    __slots__ = ()
     __array_priority__ = 100  # NumPy defers to our reflected operators
 
     __add__, __radd__ = _binary("add"), _binary("add", True)
@@ -366,7 +367,8 @@ class EvalTrace(Trace):
     def process_primitive(self, primitive, values, params):
         arrays = [to_array(v) for v in values]
         out_avals = primitive.abstract_eval(*[a.aval for a in arrays], **params)
-        outs = primitive.impl(*[a._value for a in arrays], **params)
+        with np.errstate(all="ignore"):  # overflow gives inf, as in JAX, without warnings
+            outs = primitive.impl(*[a._value for a in arrays], **params)
         if primitive.multiple_results:
             return [_as_array(o, aval) for o, aval in zip(outs, out_avals)]
         return _as_array(outs, out_avals)
