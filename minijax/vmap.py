@@ -1,0 +1,322 @@
+"""vmap: write a function for one example, run it on a batch.
+
+Under ``vmap`` every value is a ``BatchTracer``: an array with one extra axis,
+the *batch dimension* (or ``None`` when the value is the same for every
+example).  Each primitive has a batching rule that applies it to the whole
+batch at once, usually by moving the batch axis somewhere the primitive can
+carry it along.  The function itself runs only once.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+from minijax import lax
+from minijax.core import Trace, Tracer, concrete_or_error, full_lower, full_raise, get_aval, new_main
+from minijax.jaxpr import Jaxpr, closure_convert, jaxpr_as_fun, trace_to_jaxpr
+from minijax.jit import jit_p
+from minijax.jvp import to_array_or_tracer
+from minijax.tree_util import PyTreeDef, flatten_fun, tree_flatten, tree_unflatten
+
+not_mapped = None
+
+
+class BatchTracer(Tracer):
+    __slots__ = ("val", "batch_dim")
+
+    def __init__(self, trace: Trace, val, batch_dim: int | None):
+        self._trace = trace
+        self.val = val
+        self.batch_dim = batch_dim
+
+    @property
+    def aval(self):
+        aval = get_aval(self.val)
+        if self.batch_dim is not_mapped:
+            return aval
+        return aval.update(shape=aval.shape[:self.batch_dim] + aval.shape[self.batch_dim + 1:])
+
+    def full_lower(self):
+        return full_lower(self.val) if self.batch_dim is not_mapped else self
+
+    def concrete_value(self, reason):
+        if self.batch_dim is not_mapped:
+            return concrete_or_error(self.val, reason)
+        return super().concrete_value(reason)  # one value per example: no single answer
+
+
+class BatchTrace(Trace):
+    def pure(self, val):
+        return BatchTracer(self, val, not_mapped)
+
+    lift = pure
+
+    @property
+    def axis_size(self) -> int:
+        return self.main.global_data
+
+    def process_primitive(self, primitive, tracers, params):
+        vals_in = [t.val for t in tracers]
+        dims_in = [t.batch_dim for t in tracers]
+        rule = vmap_rules.get(primitive)
+        if rule is None:
+            raise NotImplementedError(f"no batching rule for {primitive}")
+        vals_out, dims_out = rule(self.axis_size, vals_in, dims_in, **params)
+        if not primitive.multiple_results:
+            return BatchTracer(self, vals_out, dims_out)
+        return [BatchTracer(self, v, d) for v, d in zip(vals_out, dims_out)]
+
+
+vmap_rules: dict = {}
+
+
+def vmap_flat(f: Callable, in_axes: list, args: list) -> tuple[list, list]:
+    """Run ``f`` batched; returns its outputs and their batch dimensions."""
+    axis_size = _axis_size(args, in_axes)
+    with new_main(BatchTrace, axis_size) as main:
+        trace = BatchTrace(main)
+        tracers_in = [BatchTracer(trace, x, ax) if ax is not not_mapped else x
+                      for x, ax in zip(args, in_axes)]
+        outs = f(*tracers_in)
+        tracers_out = [full_raise(trace, out) for out in outs]
+        return [t.val for t in tracers_out], [t.batch_dim for t in tracers_out]
+
+
+def _axis_size(args: list, in_axes: list) -> int:
+    sizes = {get_aval(x).shape[ax] for x, ax in zip(args, in_axes) if ax is not not_mapped}
+    if not sizes:
+        raise ValueError("vmap must have at least one non-None value in in_axes")
+    if len(sizes) > 1:
+        raise ValueError(f"vmap got inconsistent sizes for array axes to be mapped: "
+                         f"{sorted(sizes)}")
+    return sizes.pop()
+
+
+def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> Callable:
+    """Map ``fun`` over axis ``in_axes`` of its arguments, stacking results at ``out_axes``.
+
+    ``in_axes`` and ``out_axes`` are an int, None (not mapped) or a pytree of
+    those matching a prefix of the arguments (a tuple, one entry per argument)
+    or of the outputs.
+    """
+    if isinstance(in_axes, list):
+        in_axes = tuple(in_axes)  # JAX accepts a list here, meaning a tuple
+
+    @functools.wraps(fun)
+    def batched_fun(*args):
+        if isinstance(in_axes, tuple) and len(in_axes) != len(args):
+            raise ValueError(
+                f"vmap in_axes must be an int, None, or a tuple of entries corresponding "
+                f"to the positional arguments passed to the function, but got "
+                f"len(in_axes)={len(in_axes)}, len(args)={len(args)}")
+        args_flat, in_tree = tree_flatten(args)
+        axes_flat = _broadcast_prefix(in_axes if isinstance(in_axes, tuple) else
+                                      (in_axes,) * len(args), args, "in_axes")
+        axes_flat = [_normalize_axis(ax, get_aval(x).ndim, "in_axes")
+                     for x, ax in zip(args_flat, axes_flat)]
+        flat_fun, out_tree = flatten_fun(fun, in_tree)
+        outs, dims_out = vmap_flat(flat_fun, axes_flat,
+                                   [to_array_or_tracer(x) for x in args_flat])
+        out_axes_flat = _broadcast_prefix(out_axes, tree_unflatten(out_tree.get(), outs),
+                                          "out_axes")
+        axis_size = _axis_size([to_array_or_tracer(x) for x in args_flat], axes_flat)
+        outs = [move_batch_axis(axis_size, src, _normalize_axis(dst, get_aval(o).ndim + 1
+                                                                  - (src is not not_mapped),
+                                                                  "out_axes"), o)
+                for o, src, dst in zip(outs, dims_out, out_axes_flat)]
+        return tree_unflatten(out_tree.get(), outs)
+
+    return batched_fun
+
+
+def _broadcast_prefix(prefix, tree, what: str) -> list:
+    """The axis for each leaf of ``tree``, where ``prefix`` gives one for whole subtrees."""
+    if prefix is None or isinstance(prefix, int):
+        return [prefix] * len(tree_flatten(tree)[0])
+    prefix_children, prefix_tree = tree_flatten(prefix, is_leaf=lambda x: x is None)
+    subtrees = _subtrees_at(prefix_tree, tree, what)
+    return [ax for ax, sub in zip(prefix_children, subtrees)
+            for ax in _broadcast_prefix(ax, sub, what)]
+
+
+def _subtrees_at(prefix_tree: PyTreeDef, tree, what: str) -> list:
+    if prefix_tree.node_type is None:
+        return [tree]
+    leaves, tree_def = tree_flatten(tree, is_leaf=lambda x: x is None)
+    if tree_def.node_type is not prefix_tree.node_type or len(tree_def.children) != len(
+            prefix_tree.children):
+        raise ValueError(f"vmap {what} specification must be a tree prefix of the "
+                         f"corresponding value, got specification {prefix_tree} for value "
+                         f"tree {tree_def}.")
+    children = _children(tree)
+    return [sub for child_def, child in zip(prefix_tree.children, children)
+            for sub in _subtrees_at(child_def, child, what)]
+
+
+def _children(tree) -> list:
+    if isinstance(tree, dict):
+        return [tree[k] for k in sorted(tree)]
+    return list(tree)
+
+
+def _normalize_axis(axis, ndim: int, what: str):
+    if axis is None:
+        return None
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"vmap {what} axis {axis} is out of bounds for an array of "
+                         f"rank {ndim}")
+    return axis % ndim
+
+
+def move_batch_axis(axis_size: int, src, dst, x):
+    """Put the batch axis of ``x`` (at ``src``, or absent) at position ``dst``."""
+    if src is not_mapped:
+        if dst is not_mapped:
+            return x
+        shape = list(get_aval(x).shape)
+        shape.insert(dst, axis_size)
+        return lax.broadcast_in_dim(x, tuple(shape),
+                                    tuple(i for i in range(len(shape)) if i != dst))
+    if dst is not_mapped:
+        raise ValueError("vmap has mapped output but out_axes is None")
+    if src == dst:
+        return x
+    perm = [i for i in range(get_aval(x).ndim) if i != src]
+    perm.insert(dst, src)
+    return lax.transpose(x, tuple(perm))
+
+
+# ---------------------------------------------------------------------------
+# Batching rules: (axis_size, values, batch dims, **params) -> (values, batch dims).
+
+
+def _at_front(axis_size: int, x, dim):
+    return move_batch_axis(axis_size, dim, 0, x)
+
+
+def _elementwise_rule(primitive):
+    """Elementwise primitives: line the batch axes up at the front, then apply.
+    (Operands have equal per-example shapes: minijax.numpy broadcast them.)"""
+    def rule(axis_size, vals, dims, **params):
+        if len(vals) == 1:
+            return primitive.bind(vals[0], **params), dims[0]
+        vals = [_at_front(axis_size, v, d) for v, d in zip(vals, dims)]
+        return primitive.bind(*vals, **params), 0
+    vmap_rules[primitive] = rule
+
+
+def _select_n_rule(axis_size, vals, dims):
+    (which, *cases), (which_dim, *case_dims) = vals, dims
+    cases = [_at_front(axis_size, c, d) for c, d in zip(cases, case_dims)]
+    case_shape = get_aval(cases[0]).shape
+    if which_dim is not_mapped and get_aval(which).ndim == 0:
+        return lax.select_n(which, *cases), 0  # one predicate for everything
+    which = _at_front(axis_size, which, which_dim)
+    # A scalar predicate per example is spread over that example's elements.
+    which = lax.broadcast_in_dim(which, case_shape, tuple(range(get_aval(which).ndim)))
+    return lax.select_n(which, *cases), 0
+
+
+def _reduce_rule(primitive):
+    def rule(axis_size, vals, dims, *, axes):
+        (x,), (d,) = vals, dims
+        x = _at_front(axis_size, x, d)
+        return primitive.bind(x, axes=tuple(a + 1 for a in axes)), 0
+    vmap_rules[primitive] = rule
+
+
+def _broadcast_in_dim_rule(axis_size, vals, dims, *, shape, broadcast_dimensions):
+    x = _at_front(axis_size, vals[0], dims[0])
+    return lax.broadcast_in_dim(x, (axis_size, *shape),
+                                (0, *[d + 1 for d in broadcast_dimensions])), 0
+
+
+def _reshape_rule(axis_size, vals, dims, *, new_sizes):
+    x = _at_front(axis_size, vals[0], dims[0])
+    return lax.reshape(x, (axis_size, *new_sizes)), 0
+
+
+def _squeeze_rule(axis_size, vals, dims, *, dimensions):
+    x = _at_front(axis_size, vals[0], dims[0])
+    return lax.squeeze(x, tuple(d + 1 for d in dimensions)), 0
+
+
+def _transpose_rule(axis_size, vals, dims, *, permutation):
+    x = _at_front(axis_size, vals[0], dims[0])
+    return lax.transpose(x, (0, *[p + 1 for p in permutation])), 0
+
+
+def _slice_rule(axis_size, vals, dims, *, start_indices, limit_indices, strides):
+    x = _at_front(axis_size, vals[0], dims[0])
+    return lax.slice(x, (0, *start_indices), (axis_size, *limit_indices),
+                     None if strides is None else (1, *strides)), 0
+
+
+def _pad_rule(axis_size, vals, dims, *, padding_config):
+    (x, padding_value), (d, pad_dim) = vals, dims
+    if pad_dim is not not_mapped:
+        raise NotImplementedError("batching pad with a per-example padding value")
+    x = _at_front(axis_size, x, d)
+    return lax.pad(x, padding_value, ((0, 0, 0), *padding_config)), 0
+
+
+def _dot_general_rule(axis_size, vals, dims, *, dimension_numbers, preferred_element_type):
+    (x, y), (x_dim, y_dim) = vals, dims
+    (x_contract, y_contract), (x_batch, y_batch) = dimension_numbers
+    shift = lambda axes: tuple(a + 1 for a in axes)  # noqa: E731
+    if x_dim is not not_mapped and y_dim is not not_mapped:
+        # Both batched: the vmapped axis becomes one more batch axis of dot_general.
+        x, y = _at_front(axis_size, x, x_dim), _at_front(axis_size, y, y_dim)
+        numbers = ((shift(x_contract), shift(y_contract)),
+                   ((0, *shift(x_batch)), (0, *shift(y_batch))))
+        return lax.dot_general(x, y, numbers, preferred_element_type), 0
+    if x_dim is not not_mapped:
+        # Only x: its vmapped axis is a free axis, the first of x's free axes.
+        x = _at_front(axis_size, x, x_dim)
+        numbers = ((shift(x_contract), y_contract), (shift(x_batch), y_batch))
+        return lax.dot_general(x, y, numbers, preferred_element_type), len(x_batch)
+    y = _at_front(axis_size, y, y_dim)
+    x_free = get_aval(x).ndim - len(x_contract) - len(x_batch)
+    numbers = ((x_contract, shift(y_contract)), (x_batch, shift(y_batch)))
+    return lax.dot_general(x, y, numbers, preferred_element_type), len(x_batch) + x_free
+
+
+def _jit_rule(axis_size, vals, dims, *, jaxpr: Jaxpr, name: str):
+    new_jaxpr, consts = vmap_jaxpr(jaxpr, axis_size, tuple(dims))
+    outs = jit_p.bind(*consts, *vals, jaxpr=new_jaxpr, name=f"vmap({name})")
+    return outs, [0] * len(outs)
+
+
+@functools.lru_cache(maxsize=None)
+def vmap_jaxpr(jaxpr: Jaxpr, axis_size: int, dims_in: tuple) -> tuple[Jaxpr, list]:
+    """The batched version of ``jaxpr``, with every output batched at axis 0."""
+    def batched(*args):
+        outs, dims_out = vmap_flat(jaxpr_as_fun(jaxpr), list(dims_in), list(args))
+        return [move_batch_axis(axis_size, d, 0, o) for o, d in zip(outs, dims_out)]
+
+    in_avals = [aval if d is not_mapped else
+                aval.update(shape=aval.shape[:d] + (axis_size,) + aval.shape[d:])
+                for aval, d in zip(jaxpr.in_avals, dims_in)]
+    new_jaxpr, consts = trace_to_jaxpr(batched, in_avals)
+    return closure_convert(new_jaxpr), consts
+
+
+for _p in (lax.neg_p, lax.sign_p, lax.sin_p, lax.cos_p, lax.tan_p, lax.tanh_p, lax.exp_p,
+           lax.log_p, lax.log1p_p, lax.expm1_p, lax.sqrt_p, lax.abs_p, lax.add_p, lax.sub_p,
+           lax.mul_p, lax.div_p, lax.max_p, lax.min_p, lax.pow_p, lax.lt_p, lax.le_p,
+           lax.gt_p, lax.ge_p, lax.eq_p, lax.ne_p, lax.integer_pow_p,
+           lax.convert_element_type_p):
+    _elementwise_rule(_p)
+_reduce_rule(lax.reduce_sum_p)
+_reduce_rule(lax.reduce_max_p)
+vmap_rules.update({
+    lax.select_n_p: _select_n_rule,
+    lax.broadcast_in_dim_p: _broadcast_in_dim_rule,
+    lax.reshape_p: _reshape_rule,
+    lax.squeeze_p: _squeeze_rule,
+    lax.transpose_p: _transpose_rule,
+    lax.slice_p: _slice_rule,
+    lax.pad_p: _pad_rule,
+    lax.dot_general_p: _dot_general_rule,
+    jit_p: _jit_rule,
+})
