@@ -102,7 +102,15 @@ def _promote(*args):
     """Convert operands to their common dtype, as JAX's promotion rules say."""
     avals = [get_aval(a) for a in args]
     dtype, weak = dtypes.result_type(*[(a.dtype, a.weak_type) for a in avals])
-    return [lax.convert_element_type(_as_operand(a), dtype, weak) for a in args]
+    return [lax.convert_element_type(a, dtype, weak) if isinstance(a, Tracer)
+            else _constant(a, dtype, weak) for a in args]
+
+
+def _constant(x, dtype, weak_type: bool) -> Array:
+    """Convert a concrete operand right away, so no conversion is staged for it."""
+    if isinstance(x, Array) and x.dtype == dtype and x.weak_type == weak_type:
+        return x
+    return Array(np.asarray(x, dtype), weak_type)
 
 
 def _broadcast(*args):
@@ -114,7 +122,9 @@ def _promote_to_float(x):
     aval = get_aval(x)
     if dtypes.is_float(aval.dtype):
         return _as_operand(x)
-    return lax.convert_element_type(_as_operand(x), dtypes.float32, aval.weak_type)
+    if isinstance(x, Tracer):
+        return lax.convert_element_type(x, dtypes.float32, aval.weak_type)
+    return _constant(x, dtypes.float32, aval.weak_type)
 
 
 def _binary_op(lax_op):
