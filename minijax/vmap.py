@@ -70,9 +70,8 @@ class BatchTrace(Trace):
 vmap_rules: dict = {}
 
 
-def vmap_flat(f: Callable, in_axes: list, args: list) -> tuple[list, list]:
+def vmap_flat(f: Callable, axis_size: int, in_axes: list, args: list) -> tuple[list, list]:
     """Run ``f`` batched; returns its outputs and their batch dimensions."""
-    axis_size = _axis_size(args, in_axes)
     with new_main(BatchTrace, axis_size) as main:
         trace = BatchTrace(main)
         tracers_in = [BatchTracer(trace, x, ax) if ax is not not_mapped else x
@@ -115,11 +114,11 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> Callable:
         axes_flat = [_normalize_axis(ax, get_aval(x).ndim, "in_axes")
                      for x, ax in zip(args_flat, axes_flat)]
         flat_fun, out_tree = flatten_fun(fun, in_tree)
-        outs, dims_out = vmap_flat(flat_fun, axes_flat,
-                                   [to_array_or_tracer(x) for x in args_flat])
+        args_flat = [to_array_or_tracer(x) for x in args_flat]
+        axis_size = _axis_size(args_flat, axes_flat)
+        outs, dims_out = vmap_flat(flat_fun, axis_size, axes_flat, args_flat)
         out_axes_flat = _broadcast_prefix(out_axes, tree_unflatten(out_tree.get(), outs),
                                           "out_axes")
-        axis_size = _axis_size([to_array_or_tracer(x) for x in args_flat], axes_flat)
         outs = [move_batch_axis(axis_size, src, _normalize_axis(dst, get_aval(o).ndim + 1
                                                                   - (src is not not_mapped),
                                                                   "out_axes"), o)
@@ -291,7 +290,7 @@ def _jit_rule(axis_size, vals, dims, *, jaxpr: Jaxpr, name: str):
 def vmap_jaxpr(jaxpr: Jaxpr, axis_size: int, dims_in: tuple) -> tuple[Jaxpr, list]:
     """The batched version of ``jaxpr``, with every output batched at axis 0."""
     def batched(*args):
-        outs, dims_out = vmap_flat(jaxpr_as_fun(jaxpr), list(dims_in), list(args))
+        outs, dims_out = vmap_flat(jaxpr_as_fun(jaxpr), axis_size, list(dims_in), list(args))
         return [move_batch_axis(axis_size, d, 0, o) for o, d in zip(outs, dims_out)]
 
     in_avals = [aval if d is not_mapped else
