@@ -335,4 +335,6 @@ def _pp_param(value, indent: int) -> str:
         return value.name
     if isinstance(value, str):
         return value
+    if callable(value):  # a rule carried by a custom-derivative equation
+        return getattr(value, "__name__", type(value).__name__)
     return repr(value)

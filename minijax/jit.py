@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import keyword
+import weakref
 from typing import Callable
 
 import numpy as np
@@ -135,23 +136,36 @@ class _CodeNamer:
 # The user-facing jit.
 
 
+# Staged jaxprs, per function and then per signature.  Keyed by the function
+# itself, as in JAX, so ``jit(f)`` written twice does not trace ``f`` twice.
+_trace_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _cache_for(fun: Callable) -> dict:
+    try:
+        return _trace_cache.setdefault(fun, {})
+    except TypeError:  # not weakly referenceable: cache for this jit object only
+        return {}
+
+
 def jit(fun: Callable, static_argnums: int | tuple[int, ...] = ()) -> Callable:
     """Compile ``fun``: trace it once per input signature, then run compiled code.
 
     ``static_argnums`` names arguments that are not traced but fixed at their
     Python value (and part of the cache key), so Python control flow on them works.
+    Keyword arguments are traced like positional ones.
     """
     static_argnums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
-    cache: dict = {}
+    cache = _cache_for(fun)
 
-    def staged(args: tuple):
+    def staged(args: tuple, kwargs: dict):
         dynamic_fun, dynamic_args = bind_static_args(fun, args, static_argnums)
-        flat_args, in_tree = tree_flatten(tuple(dynamic_args))
+        flat_args, in_tree = tree_flatten((tuple(dynamic_args), kwargs))
         in_avals = tuple(shaped_aval(x) for x in flat_args)
         statics = tuple(args[i % len(args)] for i in static_argnums)
         key = (in_tree, in_avals, statics)
         if key not in cache:
-            flat_fun, out_tree = flatten_fun(dynamic_fun, in_tree)
+            flat_fun, out_tree = flatten_fun(lambda a, k: dynamic_fun(*a, **k), in_tree)
             jaxpr, consts = trace_to_jaxpr(flat_fun, list(in_avals))
             entry = (closure_convert(jaxpr), consts, out_tree.get())
             if any(isinstance(c, Tracer) for c in consts):
@@ -160,13 +174,13 @@ def jit(fun: Callable, static_argnums: int | tuple[int, ...] = ()) -> Callable:
         return cache[key], flat_args
 
     @functools.wraps(fun)
-    def jitted(*args):
-        (jaxpr, consts, out_tree), flat_args = staged(args)
+    def jitted(*args, **kwargs):
+        (jaxpr, consts, out_tree), flat_args = staged(args, kwargs)
         outs = jit_p.bind(*consts, *flat_args, jaxpr=jaxpr, name=_name_of(fun))
         return tree_unflatten(out_tree, outs)
 
-    def lower(*args) -> Lowered:
-        (jaxpr, _, _), _ = staged(args)
+    def lower(*args, **kwargs) -> Lowered:
+        (jaxpr, _, _), _ = staged(args, kwargs)
         return Lowered(jaxpr, _name_of(fun))
 
     jitted.lower = lower

@@ -315,7 +315,7 @@ def value_and_grad(fun: Callable, argnums: int | tuple[int, ...] = 0,
     arguments ``argnums``."""
 
     @functools.wraps(fun)
-    def value_and_grad_f(*args):
+    def value_and_grad_f(*args, **kwargs):
         positions = _check_argnums(argnums, args)
         for i in positions:
             tree_map(_check_input_dtype, args[i])
@@ -324,7 +324,7 @@ def value_and_grad(fun: Callable, argnums: int | tuple[int, ...] = 0,
             full = list(args)
             for i, a in zip(positions, diff_args):
                 full[i] = a
-            return fun(*full)
+            return fun(*full, **kwargs)  # keyword arguments are not differentiated
 
         diff_args = [args[i] for i in positions]
         if has_aux:
@@ -344,11 +344,11 @@ def grad(fun: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = Fals
     value_and_grad_f = value_and_grad(fun, argnums, has_aux)
 
     @functools.wraps(fun)
-    def grad_f(*args):
+    def grad_f(*args, **kwargs):
         if has_aux:
-            (_, aux), g = value_and_grad_f(*args)
+            (_, aux), g = value_and_grad_f(*args, **kwargs)
             return g, aux
-        return value_and_grad_f(*args)[1]
+        return value_and_grad_f(*args, **kwargs)[1]
 
     return grad_f
 

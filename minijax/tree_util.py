@@ -160,6 +160,9 @@ class Store:
     def set(self, value):
         self.value = value
 
+    def is_set(self) -> bool:
+        return self.value is not self._EMPTY
+
     def get(self):
         if self.value is self._EMPTY:
             raise RuntimeError("the function has not been called yet")
