@@ -1,5 +1,8 @@
 """minijax.lax: the primitives, each with its NumPy implementation and shape rule.
 
+Some of JAX's names here (max, min, abs, pow, slice) are also Python builtins;
+inside this module the builtins are reached as ``builtins.max`` and so on.
+
 Primitives are strict, as in JAX's lax: binary operations want operands of the
 same shape and dtype.  Broadcasting and type promotion are the business of
 ``minijax.numpy``, which is written on top of these functions.
@@ -40,7 +43,7 @@ def _elementwise(*avals: ShapedArray, **_) -> ShapedArray:
 
 
 def _comparison(x: ShapedArray, y: ShapedArray) -> ShapedArray:
-    return _elementwise(x, y).update(dtype=dtypes.bool_, weak_type=False)
+    return _elementwise(x, y).update(dtype=dtypes.bool_)  # weak if both were, as in JAX
 
 
 neg_p = _primitive("neg", np.negative, _same_as_input)
@@ -244,7 +247,7 @@ def _slice_impl(x, *, start_indices, limit_indices, strides):
 
 def _slice_abstract_eval(x, *, start_indices, limit_indices, strides):
     steps = strides or (1,) * len(start_indices)
-    shape = tuple(max(0, -(-(hi - lo) // s))
+    shape = tuple(builtins.max(0, -(-(hi - lo) // s))
                   for lo, hi, s in zip(start_indices, limit_indices, steps))
     return x.update(shape=shape)
 
@@ -260,7 +263,7 @@ def slice(x, start_indices, limit_indices, strides=None):  # noqa: A001  (JAX's 
 
 def _pad_impl(x, padding_value, *, padding_config):
     # Only non-negative padding: enough to transpose slicing.
-    shape = tuple(lo + hi + d + max(0, d - 1) * interior
+    shape = tuple(lo + hi + d + builtins.max(0, d - 1) * interior
                   for d, (lo, hi, interior) in zip(x.shape, padding_config))
     out = np.full(shape, padding_value, dtype=x.dtype)
     out[tuple(np.s_[lo:lo + (d - 1) * (interior + 1) + 1:interior + 1] if d else np.s_[0:0]
@@ -269,7 +272,7 @@ def _pad_impl(x, padding_value, *, padding_config):
 
 
 def _pad_abstract_eval(x, padding_value, *, padding_config):
-    shape = tuple(lo + hi + d + max(0, d - 1) * interior
+    shape = tuple(lo + hi + d + builtins.max(0, d - 1) * interior
                   for d, (lo, hi, interior) in zip(x.shape, padding_config))
     return x.update(shape=shape)
 

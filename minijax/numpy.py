@@ -227,6 +227,8 @@ def _axes(x, axis) -> tuple[int, ...]:
 
 def sum(x, axis=None):  # noqa: A001
     x = _as_operand(x)
+    if get_aval(x).dtype == dtypes.bool_:
+        x = asarray(x, int32)  # summing booleans counts them
     return lax.reduce_sum(x, _axes(x, axis))
 
 
@@ -297,8 +299,35 @@ def matmul(a, b):
 
 def getitem(x, index):
     x = _as_operand(x)
+    index = index if isinstance(index, tuple) else (index,)
+    # None (np.newaxis) adds an axis of size 1: index without it, then reshape.
+    kept = tuple(item for item in index if item is not None)
+    result = _basic_getitem(x, kept)
+    if len(kept) == len(index):
+        return result
+    shape = list(get_aval(result).shape)
+    for position in _new_axis_positions(index, get_aval(x).ndim):
+        shape.insert(position, 1)
+    return lax.reshape(result, tuple(shape))
+
+
+def _new_axis_positions(index: tuple, ndim: int) -> list[int]:
+    """Where each None of ``index`` puts its axis in the result."""
+    positions, out_axis = [], 0
+    expanded = _expand_ellipsis(tuple(i for i in index), ndim + builtins.sum(
+        i is None for i in index))
+    for item in expanded:
+        if item is None:
+            positions.append(out_axis)
+            out_axis += 1
+        elif not isinstance(item, (int, np.integer)):
+            out_axis += 1
+    return positions
+
+
+def _basic_getitem(x, index: tuple):
     shape = get_aval(x).shape
-    index = _expand_ellipsis(index if isinstance(index, tuple) else (index,), len(shape))
+    index = _expand_ellipsis(index, len(shape))
     starts, limits, strides, squeezed = [], [], [], []
     for axis, (size, item) in enumerate(zip(shape, index)):
         if isinstance(item, builtins.slice):
