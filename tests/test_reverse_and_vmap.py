@@ -7,6 +7,7 @@ xfail(strict=True) with the reason, so a fix shows up as an unexpected pass.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from parity import assert_same
@@ -132,16 +133,23 @@ def test_vmap_refuses_inconsistent_sizes_and_no_mapped_axis():
         jax, jnp, lambda e: f"{type(e).__name__} {' '.join(str(e).split()[:10])}"))
 
 
+def test_matplotlib_plots_arrays_as_given():
+    """plt.plot indexes its inputs with x[:, np.newaxis]; the chapter plots arrays."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def plotted(jax, jnp):
+        xs = jnp.linspace(-4.0, 4.0, 5)
+        figure = plt.figure()
+        [line] = plt.plot(xs, jax.vmap(jax.grad(jnp.tanh))(xs))
+        plt.close(figure)
+        return xs[:, None], np.asarray(line.get_ydata())
+    assert_same(plotted)
+
+
 # ---------------------------------------------------------------------------
 # Known differences from JAX
-
-
-@pytest.mark.xfail(strict=True, reason=(
-    "minijax.numpy's getitem supports only integers and slices: indexing with None "
-    "(np.newaxis) raises, and so does matplotlib's plt.plot of a minijax array, "
-    "which indexes x[:, np.newaxis]"))
-def test_indexing_with_newaxis():
-    assert_same(lambda jax, jnp: (jnp.arange(3.0)[:, None], jnp.arange(3.0)[None]))
 
 
 @pytest.mark.xfail(strict=True, reason=(
