@@ -119,6 +119,8 @@ def execute(path: Path) -> None:
         km=AsyncKernelManager(kernel_spec_manager=_ThisPythonKernels()),
         timeout=CELL_TIMEOUT,
         record_timing=False,
+        # How stdout is cut into chunks depends on timing; store one stream per cell.
+        coalesce_streams=True,
         resources={"metadata": {"path": str(path.parent)}},
         on_cell_execute=lambda cell, cell_index: current.update(index=cell_index),
     )
