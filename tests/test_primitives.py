@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import parity
+from minijax_bugs import ARRAY_OF_TRACERS, FLOAT0_TANGENT, WEAK_REDUCTION, WHERE_NONBOOL_TRACER
 
 
 def f32(*values) -> np.ndarray:
@@ -101,6 +102,7 @@ CASES = [
     case("where_with_scalar", lambda jnp, x: jnp.where(x > 0, x, 0.0), V),
     case("where_python_bools", lambda jnp, x: jnp.where(jnp.array([True, False, True]), x, -x), V),
     case("where_broadcast", lambda jnp, x, y: jnp.where(x > 0.0, x, y), COL, ROW),
+    case("where_integer_condition", lambda jnp, c: jnp.where(c, 1.0, -1.0), INTS),
     # Reductions.
     case("sum", lambda jnp, x: jnp.sum(x), V),
     case("sum_axis0", lambda jnp, x: jnp.sum(x, axis=0), M),
@@ -120,6 +122,11 @@ CASES = [
     case("max_axis_negative", lambda jnp, x: jnp.max(x, axis=-2), B),
     case("max_method", lambda jnp, x: x.max(), M),
     case("max_ints", lambda jnp, x: jnp.max(x, axis=0), INTS),
+    case("sum_of_weak", lambda jnp, x: jnp.sum(x * 2.0), INTS),
+    case("sum_of_weak_axis", lambda jnp, x: jnp.sum(jnp.array(1.0) + x, axis=0), M),
+    case("max_of_weak", lambda jnp, x: jnp.max(x * 2.0), INTS),
+    case("mean_of_weak", lambda jnp, x: jnp.mean(x * 2.0), INTS),
+    case("sum_of_weak_ints", lambda jnp, x: jnp.sum(x * 0 + jnp.asarray(2)), BOOLS),
     # Products.
     case("dot_vectors", lambda jnp, x, y: jnp.dot(x, y), V, W),
     case("dot_matrix_vector", lambda jnp, x, y: jnp.dot(x, y), M, V),
@@ -159,6 +166,7 @@ CASES = [
     case("array_nested", lambda jnp, x: jnp.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]) * x, V),
     case("array_dtype", lambda jnp, x: x * jnp.array([1, 2, 3], dtype=jnp.float32), V),
     case("asarray", lambda jnp, x: jnp.asarray(x) * 2.0, V),
+    case("array_of_traced_values", lambda jnp, x: jnp.array([x[0], x[1] * 2.0]), V),
     case("asarray_numpy_float64", lambda jnp, x: x + jnp.asarray(np.array([1.0, 2.0, 3.0])), V),
     case("asarray_dtype", lambda jnp, x: jnp.asarray(x, jnp.float32), INTS),
     case("astype", lambda jnp, x: x.astype(jnp.float32) * 0.5, INTS),
@@ -316,7 +324,15 @@ TRANSFORMS = {"eval": run_eval, "jit": run_jit, "vmap": run_vmap,
 DIFF_TRANSFORMS = {"jvp": run_jvp, "grad": run_grad}
 
 # Known bugs of minijax: (case, transformation) -> why it fails.
-XFAIL: dict[tuple[str, str], str] = {}
+XFAIL: dict[tuple[str, str], str] = {
+    **{(name, t): WEAK_REDUCTION
+       for name in ["sum_of_weak", "max_of_weak", "mean_of_weak", "sum_of_weak_ints"]
+       for t in TRANSFORMS},
+    **{("array_of_traced_values", t): ARRAY_OF_TRACERS
+       for t in ["jit", "vmap", "vmap_first_only", "jvp", "grad"]},
+    **{("where_integer_condition", t): WHERE_NONBOOL_TRACER
+       for t in ["jit", "vmap", "vmap_first_only"]},
+}
 
 
 def params(cases, transforms):
@@ -350,10 +366,10 @@ def test_grad_of_softplus_at_100_is_nan_as_in_jax():
     assert np.isnan(np.asarray(result))
 
 
-@pytest.mark.parametrize("x", [0.5, 2, 3.0, -1.5])
+@pytest.mark.parametrize("x", [0.5, 2.0, 3.0, -1.5])
 def test_grad_of_python_scalars(x):
-    parity.assert_same(lambda jax, jnp: jax.grad(lambda x: jnp.sin(x) * x ** 2)(float(x)))
-    parity.assert_same(lambda jax, jnp: jax.value_and_grad(lambda x: jnp.exp(-x) * 3)(float(x)))
+    parity.assert_same(lambda jax, jnp: jax.grad(lambda x: jnp.sin(x) * x ** 2)(x))
+    parity.assert_same(lambda jax, jnp: jax.value_and_grad(lambda x: jnp.exp(-x) * 3)(x))
 
 
 def test_jvp_of_python_scalars_keeps_weak_types():
@@ -378,14 +394,15 @@ def test_jvp_of_python_scalars_keeps_weak_types():
     lambda jnp: jnp.sum(jnp.arange(4.0)), lambda jnp: jnp.mean(jnp.arange(4)),
     lambda jnp: jnp.array(1.0) < jnp.array([2.0, 0.0]), lambda jnp: jnp.arange(3) == 1,
     lambda jnp: jnp.array(1.0) < 2.0, lambda jnp: jnp.sum(jnp.array([True, True, False])),
+    *[pytest.param(make, marks=pytest.mark.xfail(strict=True, reason=WEAK_REDUCTION))
+      for make in [lambda jnp: jnp.sum(jnp.arange(3) * 2.0), lambda jnp: jnp.sum(1.0),
+                   lambda jnp: jnp.max(jnp.array(1.0)), lambda jnp: jnp.mean(jnp.array(2.0))]],
 ])
 def test_creation_and_weak_types(make):
     parity.assert_same(lambda jax, jnp: make(jnp))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "minijax: the tangent of a boolean output is an array of bool zeros; JAX gives "
-    "float0 tangents to boolean (and integer) outputs"))
+@pytest.mark.xfail(strict=True, reason=FLOAT0_TANGENT)
 def test_jvp_of_a_comparison_gives_a_float0_tangent():
     parity.assert_same(lambda jax, jnp: jax.jvp(lambda x: x > 0.5, (V,), (W,)))
 
