@@ -19,6 +19,7 @@ from minijax.errors import (
     ConcretizationTypeError,
     TracerArrayConversionError,
     TracerBoolConversionError,
+    TracerIntegerConversionError,
     UnexpectedTracerError,
 )
 
@@ -326,13 +327,22 @@ class Tracer(ArrayMethods):
                 f"{self.aval.str_short()}.\n{_WHY_NOT_CONCRETE}") from None
 
     def __float__(self):
-        return float(self.concrete_value("float"))
+        # As in JAX, float() never looks through a tracer, even one with a primal.
+        raise ConcretizationTypeError(_abstract_value_message(self, "float"))
+
+    def item(self):
+        raise ConcretizationTypeError(_abstract_value_message(self, "item"))
 
     def __int__(self):
         return int(self.concrete_value("int"))
 
     def __index__(self):
-        return operator.index(self.concrete_value("index").item())
+        try:
+            return operator.index(self.concrete_value("index").item())
+        except ConcretizationTypeError:
+            raise TracerIntegerConversionError(
+                f"The __index__() method was called on traced array with shape "
+                f"{self.aval.str_short()}.\n{_WHY_NOT_CONCRETE}") from None
 
     def __array__(self, dtype=None, copy=None):
         raise TracerArrayConversionError(

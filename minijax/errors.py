@@ -14,6 +14,10 @@ class TracerBoolConversionError(ConcretizationTypeError):
     """``bool()`` (an ``if``, ``while``, ``and``...) was applied to a traced value."""
 
 
+class TracerIntegerConversionError(JAXTypeError):
+    """A traced value was used as a Python integer index (``range``, indexing)."""
+
+
 class TracerArrayConversionError(JAXTypeError):
     """A traced value was turned into a NumPy array."""
 

@@ -203,8 +203,8 @@ class JaxprBuilder:
 
 def inline_scalar_literals(jaxpr: Jaxpr, consts: list) -> tuple[Jaxpr, list]:
     """Write concrete scalar constants into the equations instead of as constvars."""
-    literals = {var: Literal(val) for var, val in zip(jaxpr.constvars, consts)
-                if isinstance(val, Array) and val.shape == ()}
+    literals = {var: Literal(to_array(val)) for var, val in zip(jaxpr.constvars, consts)
+                if not isinstance(val, Tracer) and get_aval(val).shape == ()}
     kept = [(v, c) for v, c in zip(jaxpr.constvars, consts) if v not in literals]
     eqns = [eqn._replace(inputs=[literals.get(x, x) if isinstance(x, Var) else x
                                  for x in eqn.inputs])
@@ -306,7 +306,7 @@ def pp_jaxpr(jaxpr: Jaxpr, indent: int = 0) -> str:
     eqns = [_pp_eqn(eqn, name, indent + 4) for eqn in jaxpr.eqns]
     outs = ", ".join(map(name, jaxpr.outvars))
     tail = f"in ({outs},) }}" if len(jaxpr.outvars) == 1 else f"in ({outs}) }}"
-    flat = f"{head} {'; '.join(eqns)} {tail}" if eqns else f"{head} {tail}"
+    flat = f"{head} {'; '.join(eqns)} {tail}"
     if "\n" not in flat and indent + len(flat) <= _WIDTH:
         return flat
     pad = " " * indent

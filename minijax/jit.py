@@ -164,6 +164,12 @@ def jit(fun: Callable, static_argnums: int | tuple[int, ...] = ()) -> Callable:
         in_avals = tuple(shaped_aval(x) for x in flat_args)
         statics = tuple(args[i % len(args)] for i in static_argnums)
         key = (in_tree, in_avals, statics)
+        try:
+            hash(statics)
+        except TypeError as e:
+            raise ValueError(f"Non-hashable static arguments are not supported: {e}. "
+                             f"Pass a tuple instead of a list, or make the argument "
+                             f"dynamic.") from None
         if key not in cache:
             flat_fun, out_tree = flatten_fun(lambda a, k: dynamic_fun(*a, **k), in_tree)
             jaxpr, consts = trace_to_jaxpr(flat_fun, list(in_avals))

@@ -144,7 +144,8 @@ def _mask_like(mask, x):
 
 
 for _p in (lax.neg_p, lax.add_p, lax.sub_p, lax.reduce_sum_p, lax.broadcast_in_dim_p,
-           lax.reshape_p, lax.squeeze_p, lax.transpose_p, lax.slice_p, lax.pad_p):
+           lax.reshape_p, lax.squeeze_p, lax.transpose_p, lax.slice_p, lax.pad_p,
+           lax.concatenate_p):
     _linear(_p)
 
 _unary(lax.sin_p, lambda t, y, x: lax.mul(t, lax.cos(x)))

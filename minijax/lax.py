@@ -284,6 +284,26 @@ def pad(x, padding_value, padding_config):
     return pad_p.bind(x, padding_value, padding_config=tuple(map(tuple, padding_config)))
 
 
+def _concatenate_abstract_eval(*operands, dimension):
+    first = operands[0]
+    rest = lambda shape: shape[:dimension] + shape[dimension + 1:]  # noqa: E731
+    if any(rest(o.shape) != rest(first.shape) or o.dtype != first.dtype for o in operands):
+        raise TypeError(f"concatenate needs operands of one dtype whose shapes differ only "
+                        f"in axis {dimension}, got {', '.join(o.str_short() for o in operands)}")
+    size = builtins.sum(o.shape[dimension] for o in operands)
+    shape = first.shape[:dimension] + (size,) + first.shape[dimension + 1:]
+    return first.update(shape=shape, weak_type=all(o.weak_type for o in operands))
+
+
+concatenate_p = _primitive(
+    "concatenate", lambda *xs, dimension: np.concatenate(xs, dimension),
+    _concatenate_abstract_eval)
+
+
+def concatenate(operands, dimension: int):
+    return concatenate_p.bind(*operands, dimension=dimension)
+
+
 # ---------------------------------------------------------------------------
 # dot_general: every product of arrays (dot, matmul, batched matmul).
 

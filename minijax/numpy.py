@@ -45,8 +45,7 @@ bool_ = _ScalarType("bool")
 def asarray(x, dtype=None):
     """An array from a Python scalar, nested lists, a NumPy array or an array."""
     if isinstance(x, (list, tuple)) and any(isinstance(v, Tracer) for v in _flat(x)):
-        raise TypeError("minijax.numpy.asarray cannot build an array from a list "
-                        "that holds traced values; build it with arithmetic instead")
+        return asarray(stack([asarray(v) for v in x]), dtype)
     if isinstance(x, (list, tuple)):
         x = np.asarray([np.asarray(v) for v in x])  # a list is strongly typed
     if dtype is None:
@@ -58,6 +57,18 @@ def asarray(x, dtype=None):
 
 
 array = asarray
+
+
+def stack(arrays, axis: int = 0):
+    """Join arrays of one shape along a new axis."""
+    arrays = [_as_operand(a) for a in arrays]
+    arrays = _broadcast(*_promote(*arrays))
+    shape = list(get_aval(arrays[0]).shape)
+    axis = axis % (len(shape) + 1)
+    expanded = shape[:axis] + [1] + shape[axis:]
+    kept = tuple(i for i in range(len(expanded)) if i != axis)
+    parts = [lax.broadcast_in_dim(_strong(a), tuple(expanded), kept) for a in arrays]
+    return lax.concatenate(parts, axis)
 
 
 def _flat(xs):
@@ -113,8 +124,16 @@ def _constant(x, dtype, weak_type: bool) -> Array:
     return Array(np.asarray(x, dtype), weak_type)
 
 
-def _broadcast(*args):
-    shape = np.broadcast_shapes(*[get_aval(a).shape for a in args])
+def _broadcast(*args, name: str | None = None):
+    """Broadcast operands to one shape; ``name`` is the binary operation's, for its error."""
+    shapes = [get_aval(a).shape for a in args]
+    try:
+        shape = np.broadcast_shapes(*shapes)
+    except ValueError:
+        if name is None:  # JAX's error type differs between these two cases
+            raise ValueError(f"Incompatible shapes for broadcasting: shapes={shapes}") from None
+        raise TypeError(f"{name} got incompatible shapes for broadcasting: "
+                        f"{', '.join(map(str, shapes))}.") from None
     return [broadcast_to(a, shape) for a in args]
 
 
@@ -129,7 +148,7 @@ def _promote_to_float(x):
 
 def _binary_op(lax_op):
     def op(x, y):
-        return lax_op(*_broadcast(*_promote(x, y)))
+        return lax_op(*_broadcast(*_promote(x, y), name=lax_op.__name__))
     op.__name__ = lax_op.__name__
     return op
 
@@ -182,7 +201,7 @@ def sign(x):
 def divide(x, y):
     """True division: integers are divided as floats."""
     x, y = _promote(x, y)
-    return lax.div(*_broadcast(_promote_to_float(x), _promote_to_float(y)))
+    return lax.div(*_broadcast(_promote_to_float(x), _promote_to_float(y), name="div"))
 
 
 true_divide = divide
@@ -192,7 +211,7 @@ def power(x, y):
     # A Python int exponent is unrolled into multiplications (integer_pow), as in JAX.
     if type(y) is int:
         return lax.integer_pow(_as_operand(x), y)
-    return lax.pow(*_broadcast(*_promote(x, y)))
+    return lax.pow(*_broadcast(*_promote(x, y), name="pow"))
 
 
 def square(x):
@@ -200,8 +219,9 @@ def square(x):
 
 
 def where(condition, x, y):
-    condition = asarray(condition, bool_) if not isinstance(condition, Tracer) else condition
-    condition, x, y = _broadcast(condition, *_promote(x, y))
+    if get_aval(condition).dtype != dtypes.bool_:
+        condition = not_equal(condition, 0)  # nonzero is true, as in NumPy
+    condition, x, y = _broadcast(_as_operand(condition), *_promote(x, y))
     return lax.select_n(condition, y, x)
 
 
@@ -222,19 +242,32 @@ def _axes(x, axis) -> tuple[int, ...]:
     if axis is None:
         return tuple(range(ndim))
     axes = axis if isinstance(axis, tuple) else (axis,)
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise ValueError(f"axis {a} is out of bounds for array of dimension {ndim}")
     return tuple(a % ndim for a in axes)
+
+
+def _strong(x):
+    """Reductions give strongly typed results, as in JAX."""
+    aval = get_aval(x)
+    if not aval.weak_type:
+        return x
+    if isinstance(x, Tracer):
+        return lax.convert_element_type(x, aval.dtype, weak_type=False)
+    return _constant(x, aval.dtype, False)
 
 
 def sum(x, axis=None):  # noqa: A001
     x = _as_operand(x)
     if get_aval(x).dtype == dtypes.bool_:
         x = asarray(x, int32)  # summing booleans counts them
-    return lax.reduce_sum(x, _axes(x, axis))
+    return lax.reduce_sum(_strong(x), _axes(x, axis))
 
 
 def max(x, axis=None):  # noqa: A001
     x = _as_operand(x)
-    return lax.reduce_max(x, _axes(x, axis))
+    return lax.reduce_max(_strong(x), _axes(x, axis))
 
 
 def mean(x, axis=None):
@@ -250,7 +283,12 @@ def mean(x, axis=None):
 def broadcast_to(x, shape):
     x = _as_operand(x)
     shape = tuple(shape)
-    ndim = get_aval(x).ndim
+    aval = get_aval(x)
+    ndim = aval.ndim
+    if ndim > len(shape) or any(d not in (1, s) for d, s in zip(aval.shape[::-1], shape[::-1])):
+        raise ValueError(f"Incompatible types for broadcasting: input type="
+                         f"{aval.str_short()} and requested type="
+                         f"{aval.update(shape=shape).str_short()}")
     return lax.broadcast_in_dim(x, shape, tuple(range(len(shape) - ndim, len(shape))))
 
 
@@ -335,9 +373,9 @@ def _basic_getitem(x, index: tuple):
             if step < 1:
                 raise IndexError("minijax supports only positive slice steps")
         elif isinstance(item, (int, np.integer)) and not isinstance(item, bool):
-            if not -size <= item < size:
-                raise IndexError(f"index {item} is out of bounds for axis {axis} with size {size}")
-            start, stop, step = item % size, item % size + 1, 1
+            # Out-of-bounds indices are clamped, as JAX does (it cannot raise on device).
+            item = builtins.min(builtins.max(item + size if item < 0 else item, 0), size - 1)
+            start, stop, step = item, item + 1, 1
             squeezed.append(axis)
         else:
             raise TypeError(f"minijax supports only basic indexing (integers and slices), "

@@ -159,6 +159,24 @@ def _pad_transpose(ct, x, padding_value, *, padding_config):
     return [x_ct, pad_ct]
 
 
+def _concatenate_transpose(ct, *operands, dimension):
+    """Each operand's cotangent is its slice of the output's."""
+    shape = get_aval(ct).shape
+    cts, start = [], 0
+    for x in operands:
+        size = x.aval.shape[dimension] if _is_linear(x) else get_aval(x).shape[dimension]
+        if _is_linear(x):
+            starts = [0] * len(shape)
+            starts[dimension] = start
+            limits = list(shape)
+            limits[dimension] = start + size
+            cts.append(lax.slice(ct, starts, limits))
+        else:
+            cts.append(None)
+        start += size
+    return cts
+
+
 def _dot_general_transpose(ct, x, y, *, dimension_numbers, preferred_element_type):
     if _is_linear(x) and _is_linear(y):
         raise NotImplementedError(_NONLINEAR.format("dot_general"))
@@ -239,6 +257,7 @@ transpose_rules.update({
     lax.slice_p: _slice_transpose,
     lax.pad_p: _pad_transpose,
     lax.dot_general_p: _dot_general_transpose,
+    lax.concatenate_p: _concatenate_transpose,
     jit_p: _jit_transpose,
 })
 
@@ -280,7 +299,7 @@ def vjp(fun: Callable, *primals, has_aux: bool = False):
     def f_vjp(cotangent):
         cts_flat, tree = tree_flatten(cotangent)
         if tree != out_struct:
-            raise TypeError(f"Tree structure of cotangent input {tree}, does not match "
+            raise ValueError(f"Tree structure of cotangent input {tree}, does not match "
                             f"structure of primal output {out_struct}.")
         for ct, p in zip(cts_flat, primals_out):
             _check_cotangent(get_aval(ct), get_aval(p))

@@ -74,7 +74,9 @@ class PyTreeDef:
             return f"[{', '.join(kids)}]"
         if self.node_type is dict:
             return "{" + ", ".join(f"{k!r}: {v}" for k, v in zip(self.aux_data, kids)) + "}"
-        return f"{self.node_type.__name__}({', '.join(kids)})"
+        if self.node_type not in _registry:  # a namedtuple
+            return f"CustomNode(namedtuple[{self.node_type.__name__}], [{', '.join(kids)}])"
+        return f"CustomNode({self.node_type.__name__}[{self.aux_data}], [{', '.join(kids)}])"
 
 
 _LEAF = PyTreeDef(None)
@@ -131,15 +133,18 @@ def tree_structure(tree) -> PyTreeDef:
     return tree_flatten(tree)[1]
 
 
-def tree_map(f: Callable, tree, *rest):
-    """Apply ``f`` leaf by leaf to ``tree`` and to ``rest``, trees of the same structure."""
-    leaves, treedef = tree_flatten(tree)
-    others = [_leaves_matching(treedef, r) for r in rest]
+def tree_map(f: Callable, tree, *rest, is_leaf: Callable[[Any], bool] | None = None):
+    """Apply ``f`` leaf by leaf to ``tree`` and to ``rest``, trees of the same structure.
+
+    ``is_leaf(x)`` true stops flattening at ``x``: it is passed to ``f`` whole.
+    """
+    leaves, treedef = tree_flatten(tree, is_leaf)
+    others = [_leaves_matching(treedef, r, is_leaf) for r in rest]
     return tree_unflatten(treedef, [f(*xs) for xs in zip(leaves, *others)])
 
 
-def _leaves_matching(treedef: PyTreeDef, tree) -> list:
-    leaves, other = tree_flatten(tree)
+def _leaves_matching(treedef: PyTreeDef, tree, is_leaf) -> list:
+    leaves, other = tree_flatten(tree, is_leaf)
     if other != treedef:
         raise ValueError(f"Custom node type mismatch; expected type: {treedef}, got {other}")
     return leaves

@@ -259,6 +259,11 @@ def _pad_rule(axis_size, vals, dims, *, padding_config):
     return lax.pad(x, padding_value, ((0, 0, 0), *padding_config)), 0
 
 
+def _concatenate_rule(axis_size, vals, dims, *, dimension):
+    vals = [_at_front(axis_size, v, d) for v, d in zip(vals, dims)]
+    return lax.concatenate(vals, dimension + 1), 0
+
+
 def _dot_general_rule(axis_size, vals, dims, *, dimension_numbers, preferred_element_type):
     (x, y), (x_dim, y_dim) = vals, dims
     (x_contract, y_contract), (x_batch, y_batch) = dimension_numbers
@@ -317,5 +322,6 @@ vmap_rules.update({
     lax.slice_p: _slice_rule,
     lax.pad_p: _pad_rule,
     lax.dot_general_p: _dot_general_rule,
+    lax.concatenate_p: _concatenate_rule,
     jit_p: _jit_rule,
 })

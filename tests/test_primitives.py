@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import parity
-from minijax_bugs import ARRAY_OF_TRACERS, FLOAT0_TANGENT, WEAK_REDUCTION, WHERE_NONBOOL_TRACER
+from minijax_bugs import FLOAT0_TANGENT
 
 
 def f32(*values) -> np.ndarray:
@@ -323,27 +323,8 @@ TRANSFORMS = {"eval": run_eval, "jit": run_jit, "vmap": run_vmap,
               "vmap_first_only": run_vmap_first_only}
 DIFF_TRANSFORMS = {"jvp": run_jvp, "grad": run_grad}
 
-# Known bugs of minijax: (case, transformation) -> why it fails.
-XFAIL: dict[tuple[str, str], str] = {
-    **{(name, t): WEAK_REDUCTION
-       for name in ["sum_of_weak", "max_of_weak", "mean_of_weak", "sum_of_weak_ints"]
-       for t in TRANSFORMS},
-    **{("array_of_traced_values", t): ARRAY_OF_TRACERS
-       for t in ["jit", "vmap", "vmap_first_only", "jvp", "grad"]},
-    **{("where_integer_condition", t): WHERE_NONBOOL_TRACER
-       for t in ["jit", "vmap", "vmap_first_only"]},
-}
-
-
 def params(cases, transforms):
-    out = []
-    for c in cases:
-        for t in transforms:
-            marks = []
-            if (c.name, t) in XFAIL:
-                marks = [pytest.mark.xfail(strict=True, reason=XFAIL[c.name, t])]
-            out.append(pytest.param(c, t, id=f"{c.name}-{t}", marks=marks))
-    return out
+    return [pytest.param(c, t, id=f"{c.name}-{t}") for c in cases for t in transforms]
 
 
 @pytest.mark.parametrize("c, transform", params(CASES, TRANSFORMS))
@@ -394,9 +375,8 @@ def test_jvp_of_python_scalars_keeps_weak_types():
     lambda jnp: jnp.sum(jnp.arange(4.0)), lambda jnp: jnp.mean(jnp.arange(4)),
     lambda jnp: jnp.array(1.0) < jnp.array([2.0, 0.0]), lambda jnp: jnp.arange(3) == 1,
     lambda jnp: jnp.array(1.0) < 2.0, lambda jnp: jnp.sum(jnp.array([True, True, False])),
-    *[pytest.param(make, marks=pytest.mark.xfail(strict=True, reason=WEAK_REDUCTION))
-      for make in [lambda jnp: jnp.sum(jnp.arange(3) * 2.0), lambda jnp: jnp.sum(1.0),
-                   lambda jnp: jnp.max(jnp.array(1.0)), lambda jnp: jnp.mean(jnp.array(2.0))]],
+    lambda jnp: jnp.sum(jnp.arange(3) * 2.0), lambda jnp: jnp.sum(1.0),
+    lambda jnp: jnp.max(jnp.array(1.0)), lambda jnp: jnp.mean(jnp.array(2.0)),
 ])
 def test_creation_and_weak_types(make):
     parity.assert_same(lambda jax, jnp: make(jnp))
