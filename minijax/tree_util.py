@@ -150,6 +150,25 @@ def _leaves_matching(treedef: PyTreeDef, tree, is_leaf) -> list:
     return leaves
 
 
+def broadcast_prefix(prefix, tree) -> list:
+    """For each leaf of ``tree``, the leaf of ``prefix`` that covers it.
+
+    ``prefix`` has the containers of ``tree`` down to some depth; a leaf of it
+    (None included) stands for the whole subtree of ``tree`` at its place.
+    """
+    if prefix is None or _node_type(prefix) is None:
+        return [prefix] * len(tree_leaves(tree))
+    node = _node_type(tree)
+    prefix_children, prefix_aux = _node_type(prefix)[1].to_iterable(prefix)
+    if node is None or node[0] is not type(prefix):
+        raise ValueError(f"expected {tree_structure(tree)}, got {tree_structure(prefix)}")
+    children, aux = node[1].to_iterable(tree)
+    prefix_children, children = list(prefix_children), list(children)
+    if aux != prefix_aux or len(children) != len(prefix_children):
+        raise ValueError(f"expected {tree_structure(tree)}, got {tree_structure(prefix)}")
+    return [leaf for p, t in zip(prefix_children, children) for leaf in broadcast_prefix(p, t)]
+
+
 # ---------------------------------------------------------------------------
 # Flattening functions for the transformations.
 

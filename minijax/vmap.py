@@ -16,7 +16,7 @@ from minijax.core import Trace, Tracer, concrete_or_error, full_lower, full_rais
 from minijax.jaxpr import Jaxpr, closure_convert, jaxpr_as_fun, trace_to_jaxpr
 from minijax.jit import jit_p
 from minijax.jvp import to_array_or_tracer
-from minijax.tree_util import PyTreeDef, flatten_fun, tree_flatten, tree_unflatten
+from minijax.tree_util import broadcast_prefix, flatten_fun, tree_flatten, tree_unflatten
 
 not_mapped = None
 
@@ -109,7 +109,7 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> Callable:
                 f"to the positional arguments passed to the function, but got "
                 f"len(in_axes)={len(in_axes)}, len(args)={len(args)}")
         args_flat, in_tree = tree_flatten(args)
-        axes_flat = _broadcast_prefix(in_axes if isinstance(in_axes, tuple) else
+        axes_flat = _axes_per_leaf(in_axes if isinstance(in_axes, tuple) else
                                       (in_axes,) * len(args), args, "in_axes")
         axes_flat = [_normalize_axis(ax, get_aval(x).ndim, "in_axes")
                      for x, ax in zip(args_flat, axes_flat)]
@@ -117,7 +117,7 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> Callable:
         args_flat = [to_array_or_tracer(x) for x in args_flat]
         axis_size = _axis_size(args_flat, axes_flat)
         outs, dims_out = vmap_flat(flat_fun, axis_size, axes_flat, args_flat)
-        out_axes_flat = _broadcast_prefix(out_axes, tree_unflatten(out_tree.get(), outs),
+        out_axes_flat = _axes_per_leaf(out_axes, tree_unflatten(out_tree.get(), outs),
                                           "out_axes")
         outs = [move_batch_axis(axis_size, src, _normalize_axis(dst, get_aval(o).ndim + 1
                                                                   - (src is not not_mapped),
@@ -128,34 +128,13 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> Callable:
     return batched_fun
 
 
-def _broadcast_prefix(prefix, tree, what: str) -> list:
+def _axes_per_leaf(prefix, tree, what: str) -> list:
     """The axis for each leaf of ``tree``, where ``prefix`` gives one for whole subtrees."""
-    if prefix is None or isinstance(prefix, int):
-        return [prefix] * len(tree_flatten(tree)[0])
-    prefix_children, prefix_tree = tree_flatten(prefix, is_leaf=lambda x: x is None)
-    subtrees = _subtrees_at(prefix_tree, tree, what)
-    return [ax for ax, sub in zip(prefix_children, subtrees)
-            for ax in _broadcast_prefix(ax, sub, what)]
-
-
-def _subtrees_at(prefix_tree: PyTreeDef, tree, what: str) -> list:
-    if prefix_tree.node_type is None:
-        return [tree]
-    leaves, tree_def = tree_flatten(tree, is_leaf=lambda x: x is None)
-    if tree_def.node_type is not prefix_tree.node_type or len(tree_def.children) != len(
-            prefix_tree.children):
+    try:
+        return broadcast_prefix(prefix, tree)
+    except ValueError as e:
         raise ValueError(f"vmap {what} specification must be a tree prefix of the "
-                         f"corresponding value, got specification {prefix_tree} for value "
-                         f"tree {tree_def}.")
-    children = _children(tree)
-    return [sub for child_def, child in zip(prefix_tree.children, children)
-            for sub in _subtrees_at(child_def, child, what)]
-
-
-def _children(tree) -> list:
-    if isinstance(tree, dict):
-        return [tree[k] for k in sorted(tree)]
-    return list(tree)
+                         f"corresponding value: {e}") from None
 
 
 def _normalize_axis(axis, ndim: int, what: str):
