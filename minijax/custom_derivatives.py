@@ -27,7 +27,7 @@ from minijax.jvp import JVPTrace, JVPTracer
 from minijax.lax import zeros_like
 from minijax.partial_eval import PartialEvalTrace
 from minijax.tree_util import Store, flatten_fun, tree_flatten, tree_map, tree_unflatten
-from minijax.vmap import BatchTrace, BatchTracer, move_batch_axis, vmap_flat
+from minijax.vmap import BatchTrace, BatchTracer, batch_to_front
 
 
 class CustomJVPCallPrimitive(Primitive):
@@ -43,8 +43,19 @@ class CustomJVPCallPrimitive(Primitive):
 
 
 custom_jvp_call_p = CustomJVPCallPrimitive("custom_jvp_call")
-custom_jvp_call_p.def_abstract_eval(lambda *avals, call_jaxpr, **_: call_jaxpr.out_avals)
-custom_jvp_call_p.def_impl(lambda *args, call_jaxpr, **_: compile_jaxpr(call_jaxpr)(*args))
+
+
+def custom_call_abstract_eval(*avals, call_jaxpr, **_):
+    return call_jaxpr.out_avals
+
+
+def custom_call_impl(*args, call_jaxpr, **_):
+    """Evaluated (e.g. in jitted code), a custom-rule call is just its function."""
+    return compile_jaxpr(call_jaxpr)(*args)
+
+
+custom_jvp_call_p.def_abstract_eval(custom_call_abstract_eval)
+custom_jvp_call_p.def_impl(custom_call_impl)
 
 
 # ---------------------------------------------------------------------------
@@ -65,18 +76,26 @@ def _jvp_custom_jvp_call(trace, primitive, fun, jvp, tracers, *, name):
 
 
 def _staged_custom_jvp_call(trace, primitive, fun, jvp, tracers, *, name):
+    return stage_custom_call(trace, primitive, fun, tracers, dict(jvp=jvp),
+                             lambda consts: dict(jvp=_skip_consts(jvp, len(consts))), name=name)
+
+
+def stage_custom_call(trace, primitive, fun, tracers, rules: dict,
+                      rules_with_consts: Callable[[list], dict], **params):
+    """Record one equation for a call with custom rules: ``fun`` staged as a
+    jaxpr, the rules kept as the Python functions they are, to run later."""
     jaxpr, consts = trace_to_jaxpr(fun, [t.aval for t in tracers])
     if consts:
-        # Values fun closes over become explicit leading arguments; the rule
-        # does not take them (they are not differentiated through the rule).
+        # Values fun closes over become explicit leading arguments, which the
+        # rules are adapted to take (they are not differentiated through them).
         const_tracers = [trace.pure(c) for c in consts]
         return primitive.bind(*const_tracers, *tracers, call_jaxpr=closure_convert(jaxpr),
-                              jvp=_skip_consts(jvp, len(consts)), name=name)
+                              **rules_with_consts(consts), **params)
     outs = [JaxprTracer(trace, aval) for aval in jaxpr.out_avals]
     builder = trace.builder
     builder.add_eqn(JaxprEqn(
         primitive, [builder.var_of(t) for t in tracers],
-        dict(call_jaxpr=jaxpr, jvp=jvp, name=name), [builder.add_var(t) for t in outs]))
+        dict(call_jaxpr=jaxpr, **rules, **params), [builder.add_var(t) for t in outs]))
     return outs
 
 
@@ -99,18 +118,11 @@ def _partial_eval_custom_jvp_call(trace, primitive, fun, jvp, tracers, *, name):
 
 
 def _batch_custom_jvp_call(trace, primitive, fun, jvp, tracers, *, name):
-    axis_size = trace.axis_size
     vals = [t.val for t in tracers]
     dims = [t.batch_dim for t in tracers]
-
-    def batched(f, in_dims):
-        def f_batched(*args):
-            outs, out_dims = vmap_flat(f, axis_size, in_dims, list(args))
-            return [move_batch_axis(axis_size, d, 0, o) for o, d in zip(outs, out_dims)]
-        f_batched.__name__ = getattr(f, "__name__", "fun")
-        return f_batched
-
-    outs = primitive.bind(*vals, fun=batched(fun, dims), jvp=batched(jvp, dims * 2), name=name)
+    batch = functools.partial(batch_to_front, trace.axis_size)
+    # Outputs of both are batched at axis 0, so the batched rule matches fun.
+    outs = primitive.bind(*vals, fun=batch(fun, dims), jvp=batch(jvp, dims * 2), name=name)
     return [BatchTracer(trace, o, 0) for o in outs]
 
 

@@ -110,11 +110,18 @@ def _param_source(value, namespace: dict) -> str:
     """Source text for a parameter; values without one go into the namespace."""
     if isinstance(value, np.dtype):
         return f"np.{value.name}"
-    if value is None or isinstance(value, (bool, int, float, str, tuple)):
+    if _is_literal(value):
         return repr(value)
     key = f"param_{len(namespace)}"
     namespace[key] = value
     return key
+
+
+def _is_literal(value) -> bool:
+    """Whether ``repr(value)`` is Python source for the value."""
+    if type(value) is tuple:
+        return all(map(_is_literal, value))
+    return value is None or type(value) in (bool, int, float, str)
 
 
 class _CodeNamer:

@@ -128,6 +128,19 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> Callable:
     return batched_fun
 
 
+def batch_to_front(axis_size: int, f: Callable, in_dims: list | None = None) -> Callable:
+    """``f`` (flat in, flat out) batched, with every output's batch axis at 0.
+
+    ``in_dims`` gives the inputs' batch axes; None means all at axis 0.
+    """
+    @functools.wraps(f)
+    def f_batched(*args):
+        dims = list(in_dims) if in_dims is not None else [0] * len(args)
+        outs, out_dims = vmap_flat(f, axis_size, dims, list(args))
+        return [move_batch_axis(axis_size, d, 0, o) for o, d in zip(outs, out_dims)]
+    return f_batched
+
+
 def _axes_per_leaf(prefix, tree, what: str) -> list:
     """The axis for each leaf of ``tree``, where ``prefix`` gives one for whole subtrees."""
     try:
