@@ -279,10 +279,12 @@ def _names():
 
 
 class _Namer:
-    def __init__(self, used: set[Var]):
+    """Names for variables, given in the order they are printed.  A jaxpr nested
+    in an equation continues its enclosing jaxpr's names, except a jit's own."""
+
+    def __init__(self):
         self.names: dict[Var, str] = {}
         self.fresh = _names()
-        self.used = used
 
     def __call__(self, atom: Atom) -> str:
         if isinstance(atom, Literal):
@@ -291,19 +293,19 @@ class _Namer:
             self.names[atom] = next(self.fresh)
         return self.names[atom]
 
-    def binder(self, var: Var) -> str:
-        name = self(var) if var in self.used else "_"
-        return f"{name}:{var.aval.str_short()}"
 
-
-def pp_jaxpr(jaxpr: Jaxpr, indent: int = 0) -> str:
+def pp_jaxpr(jaxpr: Jaxpr, indent: int = 0, name: _Namer | None = None) -> str:
+    name = name or _Namer()
     used = {x for eqn in jaxpr.eqns for x in eqn.inputs if isinstance(x, Var)}
     used |= {v for v in jaxpr.outvars if isinstance(v, Var)}
     used |= set(jaxpr.constvars) | set(jaxpr.invars)
-    name = _Namer(used)
-    head = (f"{{ lambda {' '.join(map(name.binder, jaxpr.constvars))}; "
-            f"{' '.join(map(name.binder, jaxpr.invars))}. let")
-    eqns = [_pp_eqn(eqn, name, indent + 4) for eqn in jaxpr.eqns]
+
+    def binder(var: Var) -> str:  # an unused result is written `_`
+        return f"{name(var) if var in used else '_'}:{var.aval.str_short()}"
+
+    head = (f"{{ lambda {' '.join(map(binder, jaxpr.constvars))}; "
+            f"{' '.join(map(binder, jaxpr.invars))}. let")
+    eqns = [_pp_eqn(eqn, name, binder, indent + 4) for eqn in jaxpr.eqns]
     outs = ", ".join(map(name, jaxpr.outvars))
     tail = f"in ({outs},) }}" if len(jaxpr.outvars) == 1 else f"in ({outs}) }}"
     flat = f"{head} {'; '.join(eqns)} {tail}"
@@ -314,12 +316,14 @@ def pp_jaxpr(jaxpr: Jaxpr, indent: int = 0) -> str:
     return f"{head}{body}\n{pad}  {tail}"
 
 
-def _pp_eqn(eqn: JaxprEqn, name: _Namer, indent: int) -> str:
-    lhs = " ".join(map(name.binder, eqn.out_binders))
+def _pp_eqn(eqn: JaxprEqn, name: _Namer, binder: Callable, indent: int) -> str:
+    lhs = " ".join(map(binder, eqn.out_binders))
     rhs = " ".join(map(name, eqn.inputs))
     # Parameters in alphabetical order, but a name first, as JAX prints them.
     keys = sorted(eqn.params, key=lambda k: (k != "name", k))
-    params = [f"{k}={_pp_param(eqn.params[k], indent + 2)}" for k in keys]
+    # A jit's jaxpr starts its own names; other nested jaxprs continue ours.
+    params = [f"{k}={_pp_param(eqn.params[k], indent + 2, None if k == 'jaxpr' else name)}"
+              for k in keys]
     flat = f"{lhs} = {eqn.primitive.name}{'[' + ' '.join(params) + ']' if params else ''} {rhs}"
     if "\n" not in flat and indent + len(flat) <= _WIDTH:
         return flat.rstrip()
@@ -328,9 +332,13 @@ def _pp_eqn(eqn: JaxprEqn, name: _Namer, indent: int) -> str:
     return f"{lhs} = {eqn.primitive.name}[{lines}\n{pad}] {rhs}".rstrip()
 
 
-def _pp_param(value, indent: int) -> str:
+def _pp_param(value, indent: int, name: _Namer | None) -> str:
     if isinstance(value, Jaxpr):
-        return pp_jaxpr(value, indent)
+        return pp_jaxpr(value, indent, name)
+    if isinstance(value, tuple) and value and all(isinstance(v, Jaxpr) for v in value):
+        pad = " " * indent
+        return "(" + "".join(f"\n{pad}  {pp_jaxpr(v, indent + 2, name)}" for v in value) \
+            + f"\n{pad})"
     if isinstance(value, np.dtype):
         return value.name
     if isinstance(value, str):

@@ -102,8 +102,9 @@ def _call_expression(eqn, var_name, impls: _Impls, namespace: dict) -> str:
     impl = primitive.impl
     if getattr(np, getattr(impl, "__name__", ""), None) is impl:
         return f"np.{impl.__name__}({', '.join(args)})"
-    impls.by_name[primitive.name] = impl
-    return f"impl.{primitive.name}({', '.join(args)})"
+    name = primitive.name + "_" if keyword.iskeyword(primitive.name) else primitive.name
+    impls.by_name[name] = impl  # `while` is a Python keyword: it is called `while_`
+    return f"impl.{name}({', '.join(args)})"
 
 
 def _param_source(value, namespace: dict) -> str:
