@@ -274,7 +274,12 @@ class MainTrace:
         self.level = level
         self.trace_type = trace_type
         self.global_data = global_data
-        self.active = True
+        # Why its tracers may not be used right now (None: they may).
+        self.inactive_reason: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.inactive_reason is None
 
     def __repr__(self):
         return f"MainTrace({self.level}, {self.trace_type.__name__})"
@@ -403,7 +408,7 @@ def new_main(trace_type: type, global_data: Any = None):
         yield main
     finally:
         trace_stack.pop()
-        main.active = False  # its tracers may no longer be used
+        main.inactive_reason = "after the transformation that created it had finished"
 
 
 @contextmanager
@@ -414,6 +419,19 @@ def new_dynamic(main: MainTrace):
         yield
     finally:
         dynamic_trace = previous
+
+
+@contextmanager
+def suspended(mains: list[MainTrace], reason: str):
+    """Run code during which the tracers of ``mains`` may not be used."""
+    previous = [m.inactive_reason for m in mains]
+    for m in mains:
+        m.inactive_reason = reason
+    try:
+        yield
+    finally:
+        for m, r in zip(mains, previous):
+            m.inactive_reason = r
 
 
 def find_top_trace(args) -> Trace:
@@ -448,12 +466,15 @@ def full_lower(val):
 
 
 def _leak_message(tracer: Tracer) -> str:
+    main = tracer._trace.main
     return (
         f"Encountered an unexpected tracer: a value of type {tracer.aval.str_short()} "
-        f"traced by {type(tracer._trace).__name__} was used after the transformation "
-        f"that created it had finished. A transformed function must return every value "
-        f"it computes; saving one in a global, a list or an object outside the function "
-        f"lets a tracer escape. Return the value instead, or pass it in as an argument.")
+        f"traced by {type(tracer._trace).__name__} was used {main.inactive_reason}. "
+        f"A transformed function must return every value it computes and take every "
+        f"value it depends on as an argument: a value saved in a global, a list or an "
+        f"object outside the function, or closed over by a function with a custom "
+        f"derivative rule, escapes its transformation. Return it, or pass it in as an "
+        f"argument.")
 
 
 def concrete_or_error(x, reason: str):

@@ -19,7 +19,8 @@ import functools
 import inspect
 from typing import Callable
 
-from minijax.core import EvalTrace, Primitive, Trace, get_aval
+from minijax.core import (
+    EvalTrace, Primitive, Trace, find_top_trace, get_aval, suspended, trace_stack)
 from minijax.jaxpr import (
     JaxprEqn, JaxprTrace, JaxprTracer, closure_convert, jaxpr_as_fun, trace_to_jaxpr)
 from minijax.jit import compile_jaxpr
@@ -30,11 +31,27 @@ from minijax.tree_util import Store, flatten_fun, tree_flatten, tree_map, tree_u
 from minijax.vmap import BatchTrace, BatchTracer, batch_to_front
 
 
-class CustomJVPCallPrimitive(Primitive):
-    """``custom_jvp_call``: bound with params ``fun`` and ``jvp`` (Python functions
-    of flat arguments) or, once staged, ``call_jaxpr`` and ``jvp``."""
+class CustomCallPrimitive(Primitive):
+    """A call with custom rules.  It belongs to the innermost transformation among
+    its arguments; transformations above that one are suspended while it runs, so
+    that ``fun`` or a rule closing over one of their values is an error (its
+    derivative could not be taken), as in JAX."""
 
     multiple_results = True
+
+    def bind(self, *args, **params):
+        level = find_top_trace(args).main.level
+        with suspended([m for m in trace_stack if m.level > level], CLOSURE):
+            return super().bind(*args, **params)
+
+
+CLOSURE = ("inside a function with a custom derivative rule (or inside its rule) "
+            "that closes over it instead of taking it as an argument")
+
+
+class CustomJVPCallPrimitive(CustomCallPrimitive):
+    """``custom_jvp_call``: bound with params ``fun`` and ``jvp`` (Python functions
+    of flat arguments) or, once staged, ``call_jaxpr`` and ``jvp``."""
 
     def bind_with_trace(self, trace: Trace, tracers, params):
         fun = params.get("fun") or jaxpr_as_fun(params["call_jaxpr"])
@@ -70,7 +87,8 @@ def _eval_custom_jvp_call(trace, primitive, fun, jvp, tracers, *, name):
 def _jvp_custom_jvp_call(trace, primitive, fun, jvp, tracers, *, name):
     primals = [t.primal for t in tracers]
     tangents = [t.tangent for t in tracers]
-    outs = jvp(*primals, *tangents)  # the rule replaces differentiating fun
+    with suspended([trace.main], CLOSURE):  # the rule sees only its arguments
+        outs = jvp(*primals, *tangents)  # the rule replaces differentiating fun
     half = len(outs) // 2
     return [JVPTracer(trace, p, t) for p, t in zip(outs[:half], outs[half:])]
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 import functools
 from typing import Callable
 
-from minijax.core import EvalTrace, Primitive, Trace, Tracer, get_aval
+from minijax.core import EvalTrace, Primitive, Trace, Tracer, get_aval, suspended
 from minijax.custom_derivatives import (
-    custom_call_abstract_eval, custom_call_impl, resolve_kwargs, stage_custom_call)
+    CLOSURE, CustomCallPrimitive, custom_call_abstract_eval, custom_call_impl,
+    resolve_kwargs, stage_custom_call)
 from minijax.errors import UnexpectedTracerError
 from minijax.jaxpr import JaxprTrace, jaxpr_as_fun
 from minijax.jvp import JVPTrace, JVPTracer, jvp_rules
@@ -31,11 +32,9 @@ from minijax.tree_util import (
 from minijax.vmap import BatchTrace, BatchTracer, batch_to_front, vmap_rules
 
 
-class CustomVJPCallPrimitive(Primitive):
+class CustomVJPCallPrimitive(CustomCallPrimitive):
     """``custom_vjp_call``: bound with ``fun`` (or, once staged, ``call_jaxpr``),
     ``fwd`` and ``bwd`` (flat functions) and ``out_tree`` (fun's output structure)."""
-
-    multiple_results = True
 
     def bind_with_trace(self, trace: Trace, tracers, params):
         params = dict(params)
@@ -85,7 +84,8 @@ def _eval_call(trace, primitive, fun, tracers, **_):
 def _jvp_call(trace, primitive, fun, tracers, *, fwd, bwd, out_tree, name):
     primals = [t.primal for t in tracers]
     tangents = [t.tangent for t in tracers]
-    outs_and_residuals = fwd(*primals)
+    with suspended([trace.main], CLOSURE):  # fwd sees only its arguments
+        outs_and_residuals = fwd(*primals)
     num_out = out_tree.get().num_leaves
     outs, residuals = outs_and_residuals[:num_out], outs_and_residuals[num_out:]
     tangents_out = custom_lin_p.bind(
