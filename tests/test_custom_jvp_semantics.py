@@ -501,6 +501,35 @@ def test_a_nonlinear_rule_works_under_jvp_and_fails_to_transpose(tangent):
     assert_same(run)
 
 
+def closing_over(jax, jnp, transform):
+    """A custom_jvp function and rule that use ``y`` without taking it as an argument."""
+    def g(y):
+        @jax.custom_jvp
+        def f(x):
+            return jnp.sin(x) * y
+
+        @f.defjvp
+        def f_jvp(primals, tangents):
+            x, = primals
+            return f(x), jnp.cos(x) * y * tangents[0]
+
+        return f(2.)
+
+    try:
+        return transform(jax, g)
+    except jax.errors.UnexpectedTracerError as e:
+        return first_sentence(e)
+
+
+def test_closing_over_a_differentiated_value_is_an_unexpected_tracer():
+    def run(jax, jnp):
+        return (closing_over(jax, jnp, lambda jax, g: g(3.)),
+                closing_over(jax, jnp, lambda jax, g: jax.grad(g)(3.)))
+
+    _, error = assert_same(run)
+    assert error == "UnexpectedTracerError: Encountered an unexpected tracer"
+
+
 # ---------------------------------------------------------------------------
 # Known differences from JAX
 
@@ -516,6 +545,10 @@ RULE_PRIMAL_TYPE_UNCHECKED = (
 TANGENT_TYPE_MESSAGE = (
     "minijax: the message for a tangent of the wrong shape or dtype writes types as "
     "f32[] where JAX writes float32[]")
+CLOSURE_UNDER_JIT_OR_VMAP = (
+    "minijax: a custom_jvp function (or its rule) that closes over a value traced by "
+    "jit or vmap raises UnexpectedTracerError; JAX accepts it (only values being "
+    "differentiated may not be closed over)")
 JVP_PYTHON_SCALARS = (
     "minijax.jvp converts Python scalars to Arrays before tracing, so a rule's "
     "tangent computed from a Python float tangent comes back as an Array; JAX returns "
@@ -565,3 +598,11 @@ def test_jvp_returns_the_rules_python_scalar_tangent_as_is():
         return jax.jvp(f, (3.,), (1.,))
 
     assert_same(run)
+
+
+@pytest.mark.xfail(strict=True, reason=CLOSURE_UNDER_JIT_OR_VMAP)
+@pytest.mark.parametrize("transform", ["jit", "vmap"])
+def test_closing_over_a_value_of_jit_or_vmap(transform):
+    transforms = {"jit": lambda jax, g: jax.jit(g)(3.),
+                  "vmap": lambda jax, g: jax.vmap(g)(jax.numpy.ones(2))}
+    assert_same(lambda jax, jnp: closing_over(jax, jnp, transforms[transform]))
