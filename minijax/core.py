@@ -33,8 +33,9 @@ class ShapedArray:
     __slots__ = ("shape", "dtype", "weak_type")
 
     def __init__(self, shape: tuple[int, ...], dtype, weak_type: bool = False):
-        self.shape = tuple(shape)
-        self.dtype = np.dtype(dtype)
+        # Avals are made for every operation: skip conversions that are not needed.
+        self.shape = shape if type(shape) is tuple else tuple(shape)
+        self.dtype = dtype if isinstance(dtype, np.dtype) else np.dtype(dtype)
         self.weak_type = weak_type
 
     ndim = property(lambda self: len(self.shape))
@@ -158,15 +159,18 @@ class ArrayMethods:
 class Array(ArrayMethods):
     """A concrete minijax array: a NumPy array plus JAX's weak-type flag."""
 
-    __slots__ = ("_value", "weak_type")
+    __slots__ = ("_value", "weak_type", "_aval")
 
     def __init__(self, value: np.ndarray, weak_type: bool = False):
         self._value = value
         self.weak_type = weak_type
+        self._aval = None
 
     @property
     def aval(self) -> ShapedArray:
-        return ShapedArray(self._value.shape, self._value.dtype, self.weak_type)
+        if self._aval is None:  # arrays never change, so their aval is made once
+            self._aval = ShapedArray(self._value.shape, self._value.dtype, self.weak_type)
+        return self._aval
 
     shape = property(lambda self: self._value.shape)
     dtype = property(lambda self: self._value.dtype)
@@ -390,7 +394,9 @@ class EvalTrace(Trace):
 
 
 def _as_array(value, aval: ShapedArray) -> Array:
-    return Array(np.asarray(value, aval.dtype), aval.weak_type)
+    array = Array(np.asarray(value, aval.dtype), aval.weak_type)
+    array._aval = aval
+    return array
 
 
 # The stack of active transformations; the evaluation trace is always at the bottom.

@@ -31,8 +31,9 @@ jit_p.multiple_results = True
 
 @jit_p.def_abstract_eval
 def _jit_abstract_eval(*in_avals, jaxpr: Jaxpr, name: str):
-    expected = [(a.shape, a.dtype) for a in jaxpr.in_avals]
-    if [(a.shape, a.dtype) for a in in_avals] != expected:
+    if len(in_avals) != len(jaxpr.invars) or any(
+            a.shape != v.aval.shape or a.dtype != v.aval.dtype
+            for a, v in zip(in_avals, jaxpr.invars)):
         raise TypeError(f"jit-compiled {name} called with arguments of types "
                         f"{[a.str_short() for a in in_avals]}, expected "
                         f"{[a.str_short() for a in jaxpr.in_avals]}")

@@ -51,13 +51,17 @@ class PyTreeDef:
         self.aux_data = aux_data
         self.children = children
         self.num_leaves = 1 if node_type is None else sum(c.num_leaves for c in children)
+        # Structures are cache keys (jit looks one up per call): hash them once.
+        self._hash = hash((node_type, aux_data, children))
 
     def __eq__(self, other):
-        return (isinstance(other, PyTreeDef) and self.node_type == other.node_type
-                and self.aux_data == other.aux_data and self.children == other.children)
+        return self is other or (
+            isinstance(other, PyTreeDef) and self._hash == other._hash
+            and self.node_type == other.node_type and self.aux_data == other.aux_data
+            and self.children == other.children)
 
     def __hash__(self):
-        return hash((self.node_type, self.aux_data, self.children))
+        return self._hash
 
     def __repr__(self):
         return f"PyTreeDef({self._show()})"

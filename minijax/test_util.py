@@ -1,0 +1,309 @@
+"""Check derivatives against finite differences, as ``jax.test_util`` does.
+
+``check_grads(f, args, order)`` tests every derivative minijax computes for
+``f`` at ``args``, up to ``order``, in two ways:
+
+- forward mode (``"fwd"``): the tangent from ``jvp`` along a random direction
+  ``t`` must match the central difference ``(f(x + eps t) - f(x - eps t)) / 2 eps``;
+- reverse mode (``"rev"``): for a random tangent ``t`` and a random output
+  cotangent ``ct``, ``<vjp(ct), t>`` must match ``<ct, jvp(t)>``, where
+  ``jvp(t)`` is again a central difference.
+
+Higher orders repeat both checks on the derivative functions themselves:
+``jvp`` of ``f`` (tangents equal to the primals) and the VJP of ``f`` applied to
+its own output.  Directions are drawn from a seeded NumPy generator, the same
+draws JAX makes, so a check is deterministic.  Step and tolerances are JAX's
+defaults for float32: ``eps = 1e-4`` and ``atol = rtol = 2e-3``, scaled by the
+number of elements compared.  A failed check raises ``AssertionError`` naming
+the order, the mode, the two numbers and the tolerance.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from minijax.jvp import jvp
+from minijax.reverse import linearize, vjp
+from minijax.tree_util import tree_flatten, tree_unflatten
+
+__all__ = ["check_grads", "check_jvp", "check_vjp", "numerical_jvp"]
+
+EPS = 1e-4
+MODES = ("fwd", "rev", "lin")
+SEED = 0
+
+# JAX's default gradient tolerances, used as both atol and rtol.  minijax
+# computes in float32, so wider dtypes count as their 32-bit versions.
+DEFAULT_GRADIENT_TOLERANCE = {
+    np.dtype(np.float16): 1e-2,
+    np.dtype(np.float32): 2e-3,
+    np.dtype(np.complex64): 1e-3,
+}
+_CANONICAL = {np.dtype(np.float64): np.dtype(np.float32),
+              np.dtype(np.complex128): np.dtype(np.complex64)}
+
+Tolerance = float | dict | None
+
+
+# ---------------------------------------------------------------------------
+# Values: leaves of pytrees, as NumPy arrays or Python scalars.
+
+
+def _is_python_scalar(x: Any) -> bool:
+    return type(x) in (bool, int, float, complex)
+
+
+def _dtype(x: Any) -> np.dtype:
+    return x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype
+
+
+def _leafwise(fn: Callable, tree: Any, *rest: Any) -> Any:
+    """``fn`` applied to matching leaves of pytrees with ``tree``'s structure."""
+    leaves, treedef = tree_flatten(tree)
+    others = [tree_flatten(r)[0] for r in rest]
+    return tree_unflatten(treedef, [fn(*xs) for xs in zip(leaves, *others)])
+
+
+def _in_dtype_of(x: Any, value: Any) -> Any:
+    """``value`` as an array of ``x``'s dtype, or a Python scalar if ``x`` is one."""
+    result = np.asarray(value, dtype=_dtype(x))
+    return result.item() if _is_python_scalar(x) else result
+
+
+def _rand_like(rng: np.random.RandomState, x: Any) -> Any:
+    """Standard normal values of ``x``'s shape and dtype."""
+    shape, dtype = np.shape(x), _dtype(x)
+    draw = lambda: np.asarray(rng.randn(*shape), dtype=dtype)  # noqa: E731
+    value = draw() + 1j * draw() if np.issubdtype(dtype, np.complexfloating) else draw()
+    return _in_dtype_of(x, value)
+
+
+def _scale(tree: Any, factor: float) -> Any:
+    def scale(x):
+        dtype = _dtype(x)
+        product = np.multiply(x, np.array(factor, dtype=dtype), dtype=dtype)
+        return product.item() if _is_python_scalar(x) else product
+    return _leafwise(scale, tree)
+
+
+def _add(xs: Any, ys: Any) -> Any:
+    return _leafwise(lambda x, y: _in_dtype_of(x, np.asarray(x) + np.asarray(y)), xs, ys)
+
+
+def _sub(xs: Any, ys: Any) -> Any:
+    return _leafwise(lambda x, y: _in_dtype_of(x, np.asarray(x) - np.asarray(y)), xs, ys)
+
+
+def _difference(x: Any, y: Any) -> np.ndarray:
+    """``x - y`` in ``x``'s dtype, with ``inf - inf = 0`` (equal values cancel)."""
+    dtype = _dtype(x)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.equal(x, y), np.array(0, dtype), np.subtract(x, y, dtype=dtype))
+
+
+def _conj(tree: Any) -> Any:
+    return _leafwise(lambda x: _in_dtype_of(x, np.conj(np.asarray(x))), tree)
+
+
+def _inner_product(xs: Any, ys: Any) -> np.ndarray:
+    """The real part of ``sum(conj(x) * y)`` over all leaves."""
+    def contract(x, y):
+        return np.real(np.dot(np.conj(np.asarray(x)).reshape(-1), np.asarray(y).reshape(-1)))
+    leaves_x, leaves_y = tree_flatten(xs)[0], tree_flatten(ys)[0]
+    return functools.reduce(np.add, [contract(x, y) for x, y in zip(leaves_x, leaves_y)])
+
+
+def numerical_jvp(f: Callable, primals: Sequence, tangents: Sequence, eps: float = EPS) -> Any:
+    """The central difference ``(f(x + eps t) - f(x - eps t)) / (2 eps)``."""
+    delta = _scale(tangents, eps)
+    f_pos = f(*_add(primals, delta))
+    f_neg = f(*_sub(primals, delta))
+    return _scale(_leafwise(_difference, f_pos, f_neg), 0.5 / eps)
+
+
+# ---------------------------------------------------------------------------
+# Tolerances and the comparison.
+
+
+def _canonical(dtype: np.dtype) -> np.dtype:
+    return _CANONICAL.get(np.dtype(dtype), np.dtype(dtype))
+
+
+def _tolerance(dtype: np.dtype, tol: Tolerance) -> float:
+    """The tolerance for ``dtype``: ``tol`` itself if a number, else looked up
+    in ``tol`` (a dict by dtype) and then in JAX's defaults (0 for integers)."""
+    if tol is not None and not isinstance(tol, dict):
+        return tol
+    table = {**DEFAULT_GRADIENT_TOLERANCE,
+             **{_canonical(k): v for k, v in (tol or {}).items()}}
+    return table.get(_canonical(dtype), 0)
+
+
+def _where(err_msg: str) -> str:
+    """'order 2, mode fwd (JVP of VJP)' from the label check_grads builds."""
+    if not err_msg:
+        return "check"
+    words = err_msg.split()
+    mode = {"JVP": "fwd", "VJP": "rev", "LIN": "lin"}.get(words[0], words[0])
+    return f"order {words.count('of') + 1}, mode {mode!r} ({err_msg})"
+
+
+def _check_close(actual: Any, expected: Any, atol: Tolerance, rtol: Tolerance,
+                 label: str, names: tuple[str, str], what: str) -> None:
+    """Raise AssertionError unless each leaf of ``actual`` is within
+    ``atol + rtol * |expected|`` of ``expected`` (both scaled by its size)."""
+    actual_leaves, expected_leaves = tree_flatten(actual)[0], tree_flatten(expected)[0]
+    for a, b in zip(actual_leaves, expected_leaves):
+        a, b = np.asarray(a), np.asarray(b)
+        if a.shape != b.shape:
+            raise AssertionError(f"{label}: {names[0]} has shape {a.shape} but "
+                                 f"{names[1]} has shape {b.shape}")
+        leaf_atol = max(_tolerance(a.dtype, atol), _tolerance(b.dtype, atol)) * a.size
+        leaf_rtol = max(_tolerance(a.dtype, rtol), _tolerance(b.dtype, rtol)) * b.size
+        _assert_allclose(a, b, leaf_atol, leaf_rtol or 1e-7, label, names, what)
+
+
+def _assert_allclose(a: np.ndarray, b: np.ndarray, atol: float, rtol: float,
+                     label: str, names: tuple[str, str], what: str) -> None:
+    a64, b64 = a.astype(np.complex128 if np.iscomplexobj(a) else np.float64), b.astype(
+        np.complex128 if np.iscomplexobj(b) else np.float64)
+    bound = atol + rtol * np.abs(b64)
+    with np.errstate(invalid="ignore"):
+        gap = np.abs(a64 - b64)
+        bad = ~((gap <= bound) | (np.isnan(a64) & np.isnan(b64))
+                | (np.isinf(a64) & (a64 == b64)))
+    if bad.any():
+        raise AssertionError(_report(a64, b64, gap, bound, bad, atol, rtol, label, names, what))
+
+
+def _report(a, b, gap, bound, bad, atol, rtol, label, names, what) -> str:
+    """The failure message: JAX's first two lines, then which check failed and how."""
+    lines = [f"Not equal to tolerance rtol={rtol:g}, atol={atol:g}", label,
+             f"check_grads, {_where(label.rsplit(' ', 1)[0] if ' ' in label else '')}: {what}"]
+    if a.size > 1:
+        worst = np.unravel_index(np.argmax(np.where(bad, gap - bound, -np.inf)), a.shape)
+        lines.append(f"  {bad.sum()} of {a.size} elements differ; the worst, at index {worst}:")
+        a, b, gap, bound = a[worst], b[worst], gap[worst], bound[worst]
+    width = max(len(n) for n in names)
+    lines += [f"  {names[0]:<{width}}  {a.item():.7g}",
+              f"  {names[1]:<{width}}  {b.item():.7g}",
+              f"  |difference| = {gap.item():.3g} > atol + rtol * |{names[1]}| = {bound.item():.3g}"]
+    return "\n".join(lines)
+
+
+def _check_dtypes_match(xs: Any, ys: Any, label: str) -> None:
+    for x, y in zip(tree_flatten(xs)[0], tree_flatten(ys)[0]):
+        if _canonical(_dtype(x)) != _canonical(_dtype(y)):
+            raise AssertionError(f"{label}: dtypes differ, {_dtype(x)} and {_dtype(y)}")
+
+
+def _label(err_msg: str, part: str) -> str:
+    return f"{err_msg} {part}" if err_msg else part
+
+
+# ---------------------------------------------------------------------------
+# One derivative, checked.
+
+
+def check_jvp(f: Callable, f_jvp: Callable, args: Sequence, atol: Tolerance = None,
+              rtol: Tolerance = None, eps: float = EPS, err_msg: str = "") -> None:
+    """Check ``f_jvp(primals, tangents)`` (usually ``partial(jvp, f)``) against
+    a central difference of ``f`` along one random direction."""
+    tangent = _leafwise(functools.partial(_rand_like, np.random.RandomState(SEED)), args)
+    v_out, t_out = f_jvp(args, tangent)
+    _check_dtypes_match(v_out, t_out, _label(err_msg, "primal and tangent"))
+    v_expected = f(*args)
+    _check_dtypes_match(v_out, v_expected, _label(err_msg, "primal"))
+    t_expected = numerical_jvp(f, args, tangent, eps=eps)
+    _check_close(v_out, v_expected, atol, rtol, _label(err_msg, "primal"),
+                 ("jvp", "f(*args)"), "the primal output of jvp differs from f(*args)")
+    _check_close(t_out, t_expected, atol, rtol, _label(err_msg, "tangent"),
+                 ("jvp", "finite differences"),
+                 f"the tangent from jvp differs from central differences (eps={eps:g})")
+
+
+def check_vjp(f: Callable, f_vjp: Callable, args: Sequence, atol: Tolerance = None,
+              rtol: Tolerance = None, eps: float = EPS, err_msg: str = "") -> None:
+    """Check ``f_vjp(*args)`` (usually ``partial(vjp, f)``) by the identity
+    ``<vjp(ct), t> = <ct, jvp(t)>``, with ``jvp(t)`` a central difference and
+    ``t``, ``ct`` random."""
+    rand_like = functools.partial(_rand_like, np.random.RandomState(SEED))
+    v_out, vjp_fun = f_vjp(*args)
+    _check_close(v_out, f(*args), atol, rtol, _label(err_msg, "primal"),
+                 ("vjp", "f(*args)"), "the primal output of vjp differs from f(*args)")
+    tangent = _leafwise(rand_like, args)
+    tangent_out = numerical_jvp(f, args, tangent, eps=eps)
+    cotangent = _leafwise(rand_like, v_out)
+    cotangent_out = _conj(vjp_fun(_conj(cotangent)))
+    _check_close(_inner_product(tangent, cotangent_out), _inner_product(tangent_out, cotangent),
+                 atol, rtol, _label(err_msg, "cotangent projection"),
+                 ("<vjp(ct), t>", "<ct, jvp(t)>"),
+                 f"the two sides of <vjp(ct), t> = <ct, jvp(t)> differ (t, ct random; "
+                 f"jvp(t) by central differences, eps={eps:g})")
+
+
+# ---------------------------------------------------------------------------
+# All orders.
+
+
+def _jvp_of(f: Callable) -> Callable:
+    return functools.partial(jvp, f)
+
+
+def _vjp_of(f: Callable) -> Callable:
+    return functools.partial(vjp, f)
+
+
+def _jvp_from_linearize(f: Callable) -> Callable:
+    def f_jvp(primals, tangents):
+        out, f_lin = linearize(f, *primals)
+        return out, f_lin(*tangents)
+    return f_jvp
+
+
+def _pullback_of_output(f: Callable) -> Callable:
+    """``x -> vjp(f, x)(f(x))``: the function whose derivatives are f's second
+    derivatives in reverse mode."""
+    def f_vjp(*args):
+        out, vjp_fun = vjp(f, *args)
+        return vjp_fun(out)
+    return f_vjp
+
+
+def check_grads(f: Callable, args: Sequence, order: int, modes: Sequence[str] = ("fwd", "rev"),
+                atol: Tolerance = None, rtol: Tolerance = None, eps: float | None = None) -> None:
+    """Check ``f``'s derivatives at ``args`` against finite differences.
+
+    Args:
+      f: the function to check, at ``f(*args)``.
+      args: its arguments (pytrees of arrays or Python numbers).
+      order: derivatives up to this order are checked.
+      modes: ``"fwd"`` checks ``jvp``, ``"rev"`` checks ``vjp``, ``"lin"`` checks
+        ``linearize``; at higher orders each mode is applied to each lower one.
+      atol, rtol: a number, or a dict from dtype to number; default 2e-3 for float32.
+      eps: the finite-difference step; default 1e-4.
+
+    Raises:
+      AssertionError: a derivative does not match.
+      ValueError: a mode is not one of "fwd", "rev", "lin" (JAX ignores it).
+    """
+    unknown = [m for m in modes if m not in MODES]
+    if unknown:
+        raise ValueError(f"unknown modes {unknown}; modes are 'fwd', 'rev' and 'lin'")
+    tols = dict(atol=atol, rtol=rtol, eps=eps or EPS)
+    checks = {"fwd": ("JVP", check_jvp, _jvp_of), "rev": ("VJP", check_vjp, _vjp_of),
+              "lin": ("LIN", check_jvp, _jvp_from_linearize)}
+
+    def check_up_to(f: Callable, args: tuple, order: int, err_msg: str = "") -> None:
+        for mode in (m for m in MODES if m in modes):
+            name, check, derivative = checks[mode]
+            label = f"{name} of {err_msg}" if err_msg else name
+            check(f, derivative(f), args, err_msg=label, **tols)
+            if order > 1 and mode == "rev":
+                check_up_to(_pullback_of_output(f), args, order - 1, label)
+            elif order > 1:
+                check_up_to(derivative(f), (args, args), order - 1, label)
+
+    check_up_to(f, tuple(args), order)
