@@ -8,7 +8,8 @@
   ``(type, target)`` tuples: the ``[type, target]`` lists of _config.yml are
   converted.
 - Three directives write the lists of book/minijax_and_jax.md from the code and the
-  tests themselves (see their docstrings), so the page cannot drift from them.
+  tests themselves (see their docstrings), so the page cannot drift from them, and
+  ``chapter-map`` writes the Preface's map of the book from _toc.yml.
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ class MissingParameters(SphinxDirective):
     included)."""
 
     def run(self) -> list[nodes.Node]:
+        self.env.note_reread()  # the output depends on more than the page's source
         jax, minijax = _import_both()
         items = []
         for name in sorted(minijax.__all__):
@@ -136,6 +138,7 @@ class NotInMinijax(SphinxDirective):
     has_content = True
 
     def run(self) -> list[nodes.Node]:
+        self.env.note_reread()  # the output depends on more than the page's source
         jax, minijax = _import_both()
         items = []
         for line in self.content:
@@ -156,6 +159,7 @@ class KnownDifferences(SphinxDirective):
     tests know of, each with the test files that show it."""
 
     def run(self) -> list[nodes.Node]:
+        self.env.note_reread()  # the output depends on more than the page's source
         tests = Path(self.env.srcdir) / "tests"
         files = sorted(tests.glob("*.py"))
         for path in files:
@@ -221,12 +225,65 @@ def _strict_xfail_reasons(call: ast.AST, constants: dict[str, Any]) -> list[str]
     return []
 
 
-GENERATED_PAGES = ["book/minijax_and_jax"]
+# ---------------------------------------------------------------------------
+# The chapter map of the Preface.
+
+class chapter_map(nodes.General, nodes.Element):
+    """Stands for the map until every page's title is known (doctree-resolved)."""
 
 
-def _always_reread_generated_pages(app: Sphinx, env: Any, added: set[str], changed: set[str],
-                                   removed: set[str]) -> list[str]:
-    return [doc for doc in GENERATED_PAGES if doc in env.found_docs]
+class ChapterMap(SphinxDirective):
+    """The book's pages in the order of _toc.yml, each linked by its title and followed
+    by what a reader can do after it. Content lines are ``docname: text`` (text with
+    inline markup); a page of
+    the toc without a line is listed by its title alone, and a line whose page is not
+    in the toc is left out, so the map always matches the toc."""
+
+    has_content = True
+
+    def run(self) -> list[nodes.Node]:
+        self.env.note_reread()  # the output depends on more than the page's source
+        node = chapter_map()
+        node["outcomes"] = {}
+        messages: list[nodes.Node] = []
+        for line in self.content:
+            docname, _, text = line.partition(":")
+            if docname.strip():
+                inline, problems = self.state.inline_text(text.strip(), self.lineno)
+                node["outcomes"][docname.strip()] = inline
+                messages += problems
+        return [node, *messages]
+
+
+def _toc_order(env: Any) -> list[str]:
+    order: list[str] = []
+
+    def visit(docname: str) -> None:
+        for child in env.toctree_includes.get(docname, []):
+            if child not in order:
+                order.append(child)
+                visit(child)
+
+    visit(env.config.root_doc)
+    return order
+
+
+def resolve_chapter_maps(app: Sphinx, doctree: nodes.document, fromdocname: str) -> None:
+    env = app.env
+    for node in doctree.findall(chapter_map):
+        items = nodes.enumerated_list()
+        for docname in _toc_order(env):
+            paragraph = nodes.paragraph()
+            link = nodes.reference("", "", internal=True,
+                                   refuri=app.builder.get_relative_uri(fromdocname, docname))
+            link += nodes.strong("", "", *[child.deepcopy()
+                                           for child in env.titles[docname].children])
+            paragraph += link
+            if node["outcomes"].get(docname):
+                paragraph += nodes.Text(": ")
+                paragraph += [child.deepcopy() for child in node["outcomes"][docname]]
+            items += nodes.list_item("", paragraph)
+        node.replace_self(items)
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
@@ -234,8 +291,9 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("jax-parameters-minijax-lacks", MissingParameters)
     app.add_directive("jax-features-minijax-lacks", NotInMinijax)
     app.add_directive("known-differences-from-jax", KnownDifferences)
+    app.add_node(chapter_map)
+    app.add_directive("chapter-map", ChapterMap)
+    app.connect("doctree-resolved", resolve_chapter_maps)
     # Late, so that the scripts other handlers add are seen too.
     app.connect("html-page-context", drop_duplicate_assets, priority=900)
-    # The generated lists depend on minijax and tests/, which Sphinx does not track.
-    app.connect("env-get-outdated", _always_reread_generated_pages)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -114,6 +114,7 @@ class PageLog:
 @pytest.fixture
 def page(browser: Browser, base_url: str) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(10_000)  # a local page that takes longer is broken
     page = context.new_page()
     page.log = PageLog(page, base_url)  # type: ignore[attr-defined]
     yield page
@@ -205,7 +206,9 @@ def test_chapter_folds_its_parity_cells_and_offers_downloads(page: Page, base_ur
     last = folded.last
     last.locator("summary").click()
     assert "parity.report()" in last.locator(".cell_input").inner_text()
-    assert "all agree" in last.locator(".cell_output").inner_text()
+    report = last.locator(".cell_output")
+    assert report.count() == 1, "the report cell has no output: run scripts/run_chapters.py"
+    assert "all agree" in report.inner_text()
     # Copy buttons on code; the notebook itself to download.
     assert page.locator(".cell_input .copybtn").count() >= 1, "no copy button on code cells"
     link = page.locator(".dropdown-download-buttons a[href$='.ipynb']")
