@@ -19,6 +19,7 @@ the order, the mode, the two numbers and the tolerance.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, Callable, Sequence
 
@@ -142,54 +143,78 @@ def _tolerance(dtype: np.dtype, tol: Tolerance) -> float:
 
 
 def _where(err_msg: str) -> str:
-    """'order 2, mode fwd (JVP of VJP)' from the label check_grads builds."""
-    if not err_msg:
-        return "check"
+    """'check_grads, order 2, mode 'fwd' (JVP of VJP): ' from the label that
+    check_grads builds; nothing for a direct call."""
     words = err_msg.split()
+    if not words:
+        return ""
     mode = {"JVP": "fwd", "VJP": "rev", "LIN": "lin"}.get(words[0], words[0])
-    return f"order {words.count('of') + 1}, mode {mode!r} ({err_msg})"
+    return f"check_grads, order {words.count('of') + 1}, mode {mode!r} ({err_msg}): "
+
+
+@dataclasses.dataclass(frozen=True)
+class _Check:
+    """What a comparison checks, for its failure report."""
+
+    label: str  # JAX's label, e.g. "VJP of JVP cotangent projection"
+    what: str  # one sentence on the check
+    names: tuple[str, str]  # what the actual and the expected numbers are
+
+
+def _label(err_msg: str, part: str) -> str:
+    return f"{err_msg} {part}" if err_msg else part
+
+
+def _check(err_msg: str, part: str, names: tuple[str, str], what: str) -> _Check:
+    return _Check(_label(err_msg, part), _where(err_msg) + what, names)
 
 
 def _check_close(actual: Any, expected: Any, atol: Tolerance, rtol: Tolerance,
-                 label: str, names: tuple[str, str], what: str) -> None:
+                 check: _Check) -> None:
     """Raise AssertionError unless each leaf of ``actual`` is within
     ``atol + rtol * |expected|`` of ``expected`` (both scaled by its size)."""
-    actual_leaves, expected_leaves = tree_flatten(actual)[0], tree_flatten(expected)[0]
-    for a, b in zip(actual_leaves, expected_leaves):
+    for a, b in zip(tree_flatten(actual)[0], tree_flatten(expected)[0]):
         a, b = np.asarray(a), np.asarray(b)
         if a.shape != b.shape:
-            raise AssertionError(f"{label}: {names[0]} has shape {a.shape} but "
-                                 f"{names[1]} has shape {b.shape}")
+            raise AssertionError(f"{check.label}: {check.names[0]} has shape {a.shape} "
+                                 f"but {check.names[1]} has shape {b.shape}")
         leaf_atol = max(_tolerance(a.dtype, atol), _tolerance(b.dtype, atol)) * a.size
         leaf_rtol = max(_tolerance(a.dtype, rtol), _tolerance(b.dtype, rtol)) * b.size
-        _assert_allclose(a, b, leaf_atol, leaf_rtol or 1e-7, label, names, what)
+        # As in JAX (through NumPy), a zero rtol means NumPy's default.
+        _assert_allclose(a, b, leaf_atol, leaf_rtol or 1e-7, check)
+
+
+def _gaps(a: np.ndarray, b: np.ndarray, atol: float, rtol: float):
+    """``|a - b|``, the allowed ``atol + rtol * |b|``, and where the first exceeds
+    the second (nan matches nan, an infinity matches itself)."""
+    a, b = a.astype(np.result_type(a, np.float64)), b.astype(np.result_type(b, np.float64))
+    bound = atol + rtol * np.abs(b)
+    with np.errstate(invalid="ignore"):
+        gap = np.abs(a - b)
+        bad = ~((gap <= bound) | (np.isnan(a) & np.isnan(b)) | (np.isinf(a) & (a == b)))
+    return gap, bound, bad
 
 
 def _assert_allclose(a: np.ndarray, b: np.ndarray, atol: float, rtol: float,
-                     label: str, names: tuple[str, str], what: str) -> None:
-    a64, b64 = a.astype(np.complex128 if np.iscomplexobj(a) else np.float64), b.astype(
-        np.complex128 if np.iscomplexobj(b) else np.float64)
-    bound = atol + rtol * np.abs(b64)
-    with np.errstate(invalid="ignore"):
-        gap = np.abs(a64 - b64)
-        bad = ~((gap <= bound) | (np.isnan(a64) & np.isnan(b64))
-                | (np.isinf(a64) & (a64 == b64)))
+                     check: _Check) -> None:
+    gap, bound, bad = _gaps(a, b, atol, rtol)
     if bad.any():
-        raise AssertionError(_report(a64, b64, gap, bound, bad, atol, rtol, label, names, what))
+        raise AssertionError(_report(a, b, gap, bound, bad, f"rtol={rtol:g}, atol={atol:g}", check))
 
 
-def _report(a, b, gap, bound, bad, atol, rtol, label, names, what) -> str:
+def _report(a, b, gap, bound, bad, tolerance: str, check: _Check) -> str:
     """The failure message: JAX's first two lines, then which check failed and how."""
-    lines = [f"Not equal to tolerance rtol={rtol:g}, atol={atol:g}", label,
-             f"check_grads, {_where(label.rsplit(' ', 1)[0] if ' ' in label else '')}: {what}"]
+    lines = [f"Not equal to tolerance {tolerance}", check.label, check.what]
     if a.size > 1:
         worst = np.unravel_index(np.argmax(np.where(bad, gap - bound, -np.inf)), a.shape)
-        lines.append(f"  {bad.sum()} of {a.size} elements differ; the worst, at index {worst}:")
+        lines.append(f"  {bad.sum()} of {a.size} elements differ; the worst, at index "
+                     f"{tuple(int(i) for i in worst)}:")
         a, b, gap, bound = a[worst], b[worst], gap[worst], bound[worst]
-    width = max(len(n) for n in names)
-    lines += [f"  {names[0]:<{width}}  {a.item():.7g}",
-              f"  {names[1]:<{width}}  {b.item():.7g}",
-              f"  |difference| = {gap.item():.3g} > atol + rtol * |{names[1]}| = {bound.item():.3g}"]
+    actual, expected = check.names
+    width = max(len(actual), len(expected))
+    lines += [f"  {actual:<{width}}  {a.item():.7g}",
+              f"  {expected:<{width}}  {b.item():.7g}",
+              f"  |difference| = {gap.item():.3g} > atol + rtol * |{expected}| = {bound.item():.3g}"]
     return "\n".join(lines)
 
 
@@ -197,10 +222,6 @@ def _check_dtypes_match(xs: Any, ys: Any, label: str) -> None:
     for x, y in zip(tree_flatten(xs)[0], tree_flatten(ys)[0]):
         if _canonical(_dtype(x)) != _canonical(_dtype(y)):
             raise AssertionError(f"{label}: dtypes differ, {_dtype(x)} and {_dtype(y)}")
-
-
-def _label(err_msg: str, part: str) -> str:
-    return f"{err_msg} {part}" if err_msg else part
 
 
 # ---------------------------------------------------------------------------
@@ -217,11 +238,11 @@ def check_jvp(f: Callable, f_jvp: Callable, args: Sequence, atol: Tolerance = No
     v_expected = f(*args)
     _check_dtypes_match(v_out, v_expected, _label(err_msg, "primal"))
     t_expected = numerical_jvp(f, args, tangent, eps=eps)
-    _check_close(v_out, v_expected, atol, rtol, _label(err_msg, "primal"),
-                 ("jvp", "f(*args)"), "the primal output of jvp differs from f(*args)")
-    _check_close(t_out, t_expected, atol, rtol, _label(err_msg, "tangent"),
-                 ("jvp", "finite differences"),
-                 f"the tangent from jvp differs from central differences (eps={eps:g})")
+    _check_close(v_out, v_expected, atol, rtol, _check(
+        err_msg, "primal", ("jvp", "f(*args)"), "the primal output of jvp differs from f(*args)"))
+    _check_close(t_out, t_expected, atol, rtol, _check(
+        err_msg, "tangent", ("jvp", "finite differences"),
+        f"the tangent from jvp differs from central differences (eps={eps:g})"))
 
 
 def check_vjp(f: Callable, f_vjp: Callable, args: Sequence, atol: Tolerance = None,
@@ -231,17 +252,17 @@ def check_vjp(f: Callable, f_vjp: Callable, args: Sequence, atol: Tolerance = No
     ``t``, ``ct`` random."""
     rand_like = functools.partial(_rand_like, np.random.RandomState(SEED))
     v_out, vjp_fun = f_vjp(*args)
-    _check_close(v_out, f(*args), atol, rtol, _label(err_msg, "primal"),
-                 ("vjp", "f(*args)"), "the primal output of vjp differs from f(*args)")
+    _check_close(v_out, f(*args), atol, rtol, _check(
+        err_msg, "primal", ("vjp", "f(*args)"), "the primal output of vjp differs from f(*args)"))
     tangent = _leafwise(rand_like, args)
     tangent_out = numerical_jvp(f, args, tangent, eps=eps)
     cotangent = _leafwise(rand_like, v_out)
     cotangent_out = _conj(vjp_fun(_conj(cotangent)))
     _check_close(_inner_product(tangent, cotangent_out), _inner_product(tangent_out, cotangent),
-                 atol, rtol, _label(err_msg, "cotangent projection"),
-                 ("<vjp(ct), t>", "<ct, jvp(t)>"),
-                 f"the two sides of <vjp(ct), t> = <ct, jvp(t)> differ (t, ct random; "
-                 f"jvp(t) by central differences, eps={eps:g})")
+                 atol, rtol, _check(
+                     err_msg, "cotangent projection", ("<vjp(ct), t>", "<ct, jvp(t)>"),
+                     f"the two sides of <vjp(ct), t> = <ct, jvp(t)> differ (t, ct random; "
+                     f"jvp(t) by central differences, eps={eps:g})"))
 
 
 # ---------------------------------------------------------------------------
@@ -272,6 +293,11 @@ def _pullback_of_output(f: Callable) -> Callable:
     return f_vjp
 
 
+# Per mode: its name in reports, the check, and the derivative it checks.
+_CHECKS = {"fwd": ("JVP", check_jvp, _jvp_of), "rev": ("VJP", check_vjp, _vjp_of),
+           "lin": ("LIN", check_jvp, _jvp_from_linearize)}
+
+
 def check_grads(f: Callable, args: Sequence, order: int, modes: Sequence[str] = ("fwd", "rev"),
                 atol: Tolerance = None, rtol: Tolerance = None, eps: float | None = None) -> None:
     """Check ``f``'s derivatives at ``args`` against finite differences.
@@ -293,12 +319,10 @@ def check_grads(f: Callable, args: Sequence, order: int, modes: Sequence[str] = 
     if unknown:
         raise ValueError(f"unknown modes {unknown}; modes are 'fwd', 'rev' and 'lin'")
     tols = dict(atol=atol, rtol=rtol, eps=eps or EPS)
-    checks = {"fwd": ("JVP", check_jvp, _jvp_of), "rev": ("VJP", check_vjp, _vjp_of),
-              "lin": ("LIN", check_jvp, _jvp_from_linearize)}
 
     def check_up_to(f: Callable, args: tuple, order: int, err_msg: str = "") -> None:
         for mode in (m for m in MODES if m in modes):
-            name, check, derivative = checks[mode]
+            name, check, derivative = _CHECKS[mode]
             label = f"{name} of {err_msg}" if err_msg else name
             check(f, derivative(f), args, err_msg=label, **tols)
             if order > 1 and mode == "rev":
