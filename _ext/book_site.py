@@ -10,6 +10,7 @@
 - Three directives write the lists of book/minijax_and_jax.md from the code and the
   tests themselves (see their docstrings), so the page cannot drift from them, and
   ``chapter-map`` writes the Preface's map of the book from _toc.yml.
+- The API page shows the functions a module re-exports from another minijax module.
 """
 
 from __future__ import annotations
@@ -226,6 +227,23 @@ def _strict_xfail_reasons(call: ast.AST, constants: dict[str, Any]) -> list[str]
 
 
 # ---------------------------------------------------------------------------
+# The API page (book/api.md).
+
+def skip_foreign_imports(app: Sphinx, what: str, name: str, obj: Any, skip: bool,
+                         options: Any) -> bool | None:
+    """With ``:imported-members:``, a module's page shows what it re-exports from other
+    minijax modules (``minijax.lax.cond`` is defined in minijax.control_flow), but not
+    what it imports for its own use: names from outside minijax, and the core types,
+    which have entries of their own."""
+    if what != "module" or "imported-members" not in options:
+        return None
+    module = getattr(obj, "__module__", None)
+    if module is not None and (not module.startswith("minijax.") or module == "minijax.core"):
+        return True
+    return None
+
+
+# ---------------------------------------------------------------------------
 # The chapter map of the Preface.
 
 class chapter_map(nodes.General, nodes.Element):
@@ -291,6 +309,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("jax-parameters-minijax-lacks", MissingParameters)
     app.add_directive("jax-features-minijax-lacks", NotInMinijax)
     app.add_directive("known-differences-from-jax", KnownDifferences)
+    app.connect("autodoc-skip-member", skip_foreign_imports)
     app.add_node(chapter_map)
     app.add_directive("chapter-map", ChapterMap)
     app.connect("doctree-resolved", resolve_chapter_maps)
