@@ -145,6 +145,9 @@ class ArrayMethods:
     def max(self, axis=None):
         return _numpy().max(self, axis)
 
+    def min(self, axis=None):
+        return _numpy().min(self, axis)
+
     def reshape(self, *shape):
         return _numpy().reshape(self, shape[0] if len(shape) == 1 else shape)
 

@@ -20,7 +20,7 @@ import inspect
 from typing import Callable
 
 from minijax.core import (
-    EvalTrace, Primitive, Trace, find_top_trace, get_aval, suspended, trace_stack)
+    EvalTrace, Primitive, Trace, Tracer, find_top_trace, get_aval, suspended, trace_stack)
 from minijax.jaxpr import (
     JaxprEqn, JaxprTrace, JaxprTracer, closure_convert, jaxpr_as_fun, trace_to_jaxpr)
 from minijax.jit import compile_jaxpr
@@ -33,15 +33,17 @@ from minijax.vmap import BatchTrace, BatchTracer, batch_to_front
 
 class CustomCallPrimitive(Primitive):
     """A call with custom rules.  It belongs to the innermost transformation among
-    its arguments; transformations above that one are suspended while it runs, so
-    that ``fun`` or a rule closing over one of their values is an error (its
-    derivative could not be taken), as in JAX."""
+    its arguments.  Differentiations above that one are suspended while it runs:
+    ``fun`` or a rule closing over one of their values is an error, since the
+    derivative with respect to that value could not be taken, as in JAX.  (Closing
+    over values of jit or vmap is fine: staging and batching lose nothing.)"""
 
     multiple_results = True
 
     def bind(self, *args, **params):
         level = find_top_trace(args).main.level
-        with suspended([m for m in trace_stack if m.level > level], CLOSURE):
+        above = [m for m in trace_stack if m.level > level and m.trace_type is JVPTrace]
+        with suspended(above, CLOSURE):
             return super().bind(*args, **params)
 
 
@@ -105,9 +107,9 @@ def stage_custom_call(trace, primitive, fun, tracers, rules: dict,
     jaxpr, consts = trace_to_jaxpr(fun, [t.aval for t in tracers])
     if consts:
         # Values fun closes over become explicit leading arguments, which the
-        # rules are adapted to take (they are not differentiated through them).
-        const_tracers = [trace.pure(c) for c in consts]
-        return primitive.bind(*const_tracers, *tracers, call_jaxpr=closure_convert(jaxpr),
+        # rules are adapted to take.  Bound again, the call goes to the innermost
+        # transformation among them too (a vmap that fun closes over, say).
+        return primitive.bind(*consts, *tracers, call_jaxpr=closure_convert(jaxpr),
                               **rules_with_consts(consts), **params)
     outs = [JaxprTracer(trace, aval) for aval in jaxpr.out_avals]
     builder = trace.builder
@@ -220,24 +222,31 @@ def resolve_kwargs(fun: Callable, args: tuple, kwargs: dict, name: str) -> tuple
 
 
 def _bind_nondiff_args(fun, jvp, args, nondiff_argnums):
-    """Fix the non-differentiable arguments into ``fun`` (in place) and into the rule
-    (first, as JAX passes them)."""
+    """Give the non-differentiable arguments to ``fun`` in place and to the rule
+    first, as JAX does.  Those holding traced values still travel as arguments of
+    the call (so jit and vmap see them), but the rule gets only their values: their
+    tangents are never used, so their derivative is zero.  The others (functions,
+    Python numbers) are fixed into both."""
     if not nondiff_argnums:
         return fun, jvp, list(args)
-    fixed = {i: args[i] for i in nondiff_argnums}
-    dynamic = [a for i, a in enumerate(args) if i not in fixed]
+    traced = [i for i in nondiff_argnums if _holds_tracers(args[i])]
+    fixed = {i: args[i] for i in nondiff_argnums if i not in traced}
+    diff = [i for i in range(len(args)) if i not in nondiff_argnums]
+    n = len(traced)
 
-    def merge(dyn):
-        dyn = iter(dyn)
-        return [fixed[i] if i in fixed else next(dyn) for i in range(len(args))]
-
-    def fun_dyn(*dyn):
-        return fun(*merge(dyn))
+    def fun_dyn(*dyn):  # dyn: the traced non-differentiable values, then the others
+        values = {**fixed, **dict(zip(traced, dyn[:n])), **dict(zip(diff, dyn[n:]))}
+        return fun(*[values[i] for i in range(len(args))])
 
     def jvp_dyn(primals, tangents):
-        return jvp(*[fixed[i] for i in sorted(fixed)], primals, tangents)
+        nondiff = {**fixed, **dict(zip(traced, primals[:n]))}
+        return jvp(*[nondiff[i] for i in sorted(nondiff)], primals[n:], tangents[n:])
 
-    return fun_dyn, jvp_dyn, dynamic
+    return fun_dyn, jvp_dyn, [args[i] for i in traced] + [args[i] for i in diff]
+
+
+def _holds_tracers(x) -> bool:
+    return any(isinstance(leaf, Tracer) for leaf in tree_flatten(x)[0])
 
 
 def _flatten_jvp(jvp: Callable, in_tree, out_tree: Store, primal_name: str,

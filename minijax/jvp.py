@@ -161,7 +161,8 @@ _unary(lax.abs_p, lambda t, y, x: lax.select_n(lax.ge(x, lax.zeros_like(x)), lax
 _unary(lax.sign_p, lambda t, y, x: lax.zeros_like(y))
 _unary(lax.convert_element_type_p,
        lambda t, y, x, *, new_dtype, weak_type: lax.convert_element_type(t, new_dtype, weak_type))
-_unary(lax.reduce_max_p, lambda t, y, x, *, axes: _reduce_max_tangent(t, y, x, axes))
+_unary(lax.reduce_max_p, lambda t, y, x, *, axes: _reduce_chooser_tangent(t, y, x, axes))
+_unary(lax.reduce_min_p, lambda t, y, x, *, axes: _reduce_chooser_tangent(t, y, x, axes))
 
 
 def _integer_pow_jvp(primals, tangents, *, y):
@@ -176,8 +177,8 @@ def _integer_pow_jvp(primals, tangents, *, y):
 jvp_rules[lax.integer_pow_p] = _integer_pow_jvp
 
 
-def _reduce_max_tangent(t, y, x, axes):
-    # Where several entries tie for the maximum, the tangent is their average.
+def _reduce_chooser_tangent(t, y, x, axes):
+    # Where several entries tie for the chosen value, the tangent is their average.
     kept = tuple(i for i in range(get_aval(x).ndim) if i not in axes)
     y_full = lax.broadcast_in_dim(y, get_aval(x).shape, kept)
     is_max = _mask_like(lax.eq(x, y_full), t)

@@ -161,6 +161,8 @@ reduce_sum_p = _primitive(
     "reduce_sum", lambda x, *, axes: np.sum(x, axis=axes), _reduce_abstract_eval)
 reduce_max_p = _primitive(
     "reduce_max", lambda x, *, axes: np.max(x, axis=axes), _reduce_abstract_eval)
+reduce_min_p = _primitive(
+    "reduce_min", lambda x, *, axes: np.min(x, axis=axes), _reduce_abstract_eval)
 
 
 def reduce_sum(x, axes: tuple[int, ...]):
@@ -169,6 +171,10 @@ def reduce_sum(x, axes: tuple[int, ...]):
 
 def reduce_max(x, axes: tuple[int, ...]):
     return reduce_max_p.bind(x, axes=tuple(axes))
+
+
+def reduce_min(x, axes: tuple[int, ...]):
+    return reduce_min_p.bind(x, axes=tuple(axes))
 
 
 def _broadcast_in_dim_impl(x, *, shape, broadcast_dimensions):

@@ -3,6 +3,9 @@
 This layer does what lax leaves out: it broadcasts shapes, promotes dtypes
 (keeping JAX's weak types), accepts Python scalars, and turns integers into
 floats where a function needs floats.
+
+Many names here (sum, max, min, abs, any, all) are also Python builtins; inside
+this module the builtins are always reached as ``builtins.any`` and so on.
 """
 from __future__ import annotations
 
@@ -44,7 +47,7 @@ bool_ = _ScalarType("bool")
 
 def asarray(x, dtype=None):
     """An array from a Python scalar, nested lists, a NumPy array or an array."""
-    if isinstance(x, (list, tuple)) and any(isinstance(v, Tracer) for v in _flat(x)):
+    if isinstance(x, (list, tuple)) and builtins.any(isinstance(v, Tracer) for v in _flat(x)):
         return asarray(stack([asarray(v) for v in x]), dtype)
     if isinstance(x, (list, tuple)):
         x = np.asarray([np.asarray(v) for v in x])  # a list is strongly typed
@@ -270,6 +273,32 @@ def max(x, axis=None):  # noqa: A001
     return lax.reduce_max(_strong(x), _axes(x, axis))
 
 
+def min(x, axis=None):  # noqa: A001
+    x = _as_operand(x)
+    return lax.reduce_min(_strong(x), _axes(x, axis))
+
+
+amax, amin = max, min
+
+
+def any(x, axis=None):  # noqa: A001
+    return greater(max(asarray(x, bool_), axis), False)
+
+
+def all(x, axis=None):  # noqa: A001
+    return greater(min(asarray(x, bool_), axis), False)
+
+
+def isnan(x):
+    return not_equal(x, x)  # nan is the one value not equal to itself
+
+
+def isfinite(x):
+    x = _as_operand(x)
+    return less(abs(x), inf) if dtypes.is_float(get_aval(x).dtype) else \
+        equal(x, x)
+
+
 def mean(x, axis=None):
     x = _promote_to_float(x)
     count = math.prod(get_aval(x).shape[a] for a in _axes(x, axis))
@@ -285,7 +314,7 @@ def broadcast_to(x, shape):
     shape = tuple(shape)
     aval = get_aval(x)
     ndim = aval.ndim
-    if ndim > len(shape) or any(d not in (1, s) for d, s in zip(aval.shape[::-1], shape[::-1])):
+    if ndim > len(shape) or builtins.any(d not in (1, s) for d, s in zip(aval.shape[::-1], shape[::-1])):
         raise ValueError(f"Incompatible types for broadcasting: input type="
                          f"{aval.str_short()} and requested type="
                          f"{aval.update(shape=shape).str_short()}")

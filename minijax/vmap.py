@@ -305,6 +305,7 @@ for _p in (lax.neg_p, lax.sign_p, lax.sin_p, lax.cos_p, lax.tan_p, lax.tanh_p, l
     _elementwise_rule(_p)
 _reduce_rule(lax.reduce_sum_p)
 _reduce_rule(lax.reduce_max_p)
+_reduce_rule(lax.reduce_min_p)
 vmap_rules.update({
     lax.select_n_p: _select_n_rule,
     lax.broadcast_in_dim_p: _broadcast_in_dim_rule,

@@ -473,12 +473,6 @@ def test_arrays_as_ordinary_arguments_instead():
     assert_same(run)
 
 
-_NONDIFF_TRACED = ("minijax: a traced value in a nondiff_argnums position of a custom_jvp "
-                   "function raises UnexpectedTracerError under grad, jit and vmap; JAX "
-                   "accepts it, passes it to the rule, and gives it a zero derivative "
-                   "(stop_gradient)")
-
-
 def _custom_jvp_scale(jax):
     @partial(jax.custom_jvp, nondiff_argnums=(0,))
     def f(a, x):
@@ -497,7 +491,6 @@ TRACED_NONDIFF_JVP = {
 }
 
 
-@pytest.mark.xfail(strict=True, reason=_NONDIFF_TRACED)
 @pytest.mark.parametrize("name", TRACED_NONDIFF_JVP)
 def test_custom_jvp_accepts_a_traced_nondiff_argument(name):
     assert_same(lambda jax, jnp: TRACED_NONDIFF_JVP[name](jax, jnp, _custom_jvp_scale(jax)))
