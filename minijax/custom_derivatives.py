@@ -207,12 +207,13 @@ class custom_jvp:  # noqa: N801  (JAX's name)
         return tree_unflatten(out_tree.get(), outs)
 
 
-def resolve_kwargs(fun: Callable, args: tuple, kwargs: dict, name: str) -> tuple:
+def resolve_kwargs(fun: Callable, args: tuple, kwargs: dict, name: str,
+                   decorator: str = "custom_jvp") -> tuple:
     """Keyword arguments and defaults, turned into positional arguments."""
     try:
         bound = inspect.signature(fun).bind(*args, **kwargs)
     except TypeError as e:
-        raise TypeError(f"The input arguments to the custom_jvp-decorated function {name} "
+        raise TypeError(f"The input arguments to the {decorator}-decorated function {name} "
                         f"could not be resolved to positional-only arguments. Binding "
                         f"failed with the error:\n{e}") from e
     bound.apply_defaults()

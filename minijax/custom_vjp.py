@@ -159,7 +159,7 @@ class custom_vjp:  # noqa: N801  (JAX's name)
         name = getattr(self.fun, "__name__", "fun")
         if self.fwd is None:
             raise AttributeError(f"No VJP defined for custom_vjp function {name} using defvjp.")
-        args = resolve_kwargs(self.fun, args, kwargs, name)
+        args = resolve_kwargs(self.fun, args, kwargs, name, "custom_vjp")
         nondiff = {i: args[i] for i in self.nondiff_argnums}
         _check_no_tracers(nondiff)
         dynamic = [a for i, a in enumerate(args) if i not in nondiff]

@@ -604,8 +604,6 @@ def test_keyword_arguments_and_defaults_map_to_positions():
     assert_same(run)
 
 
-@pytest.mark.xfail(strict=True, reason="minijax: custom_vjp's error for arguments that do "
-                   "not bind to the signature names a 'custom_jvp-decorated function'")
 def test_unbindable_arguments_error_names_custom_vjp():
     def run(jax, jnp):
         @jax.custom_vjp
