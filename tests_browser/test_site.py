@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import posixpath
 import re
 import threading
 from pathlib import Path
@@ -187,6 +188,24 @@ def test_page_loads_cleanly(page: Page, base_url: str, path: str) -> None:
 def test_the_site_has_pages() -> None:
     assert "index.html" in site_pages()
     assert chapter_pages(), "no page was built from a notebook"
+
+
+def sidebar_targets(path: str) -> set[str]:
+    """The pages the main navigation of a page links to, as paths from the site root."""
+    html = (SITE / path).read_text()
+    start = html.find('<nav class="bd-links bd-docs-nav"')
+    nav = html[start:html.find("</nav>", start)]
+    folder = posixpath.dirname(path)
+    return {posixpath.normpath(posixpath.join(folder, href.split("#")[0]))
+            for href in re.findall(r'href="([^"]+\.html[^"]*)"', nav)}
+
+
+def test_every_page_shows_the_whole_book_in_its_sidebar() -> None:
+    """An incremental build can leave old pages with an old table of contents."""
+    pages = [page for page in site_pages() if page.startswith("book/")]
+    whole_book = set(pages)
+    stale = {page: sorted(whole_book - sidebar_targets(page) - {page}) for page in pages}
+    assert {page: missing for page, missing in stale.items() if missing} == {}
 
 
 @pytest.mark.parametrize("path", chapter_pages())
