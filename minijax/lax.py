@@ -102,7 +102,22 @@ def eq(x, y): return eq_p.bind(x, y)
 def ne(x, y): return ne_p.bind(x, y)
 
 
-integer_pow_p = _primitive("integer_pow", lambda x, *, y: np.power(x, y), _same_as_input)
+def _integer_pow_impl(x, *, y: int):
+    """x ** y by repeated squaring, multiplying in JAX's order (so the float32
+    results agree with JAX's to the last bit)."""
+    result, base, n = None, x, builtins.abs(y)
+    while n:
+        if n & 1:
+            result = base if result is None else result * base
+        n >>= 1
+        if n:
+            base = base * base
+    if result is None:
+        return np.ones_like(x)
+    return 1 / result if y < 0 else result
+
+
+integer_pow_p = _primitive("integer_pow", _integer_pow_impl, _same_as_input)
 
 
 def integer_pow(x, y: int):

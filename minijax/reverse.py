@@ -131,6 +131,8 @@ def _transpose_transpose(ct, x, *, permutation):
 
 
 def _select_n_transpose(ct, which, *cases):
+    if _is_linear(which):
+        raise NotImplementedError(_NONLINEAR.format("select_n"))
     zeros = lax.zeros_like(ct)
     return [None] + [lax.select_n(which, *[ct if j == i else zeros for j in range(len(cases))])
                      if _is_linear(case) else None
