@@ -39,7 +39,8 @@ class Literal:
         self.aval = val.aval
 
     def __str__(self):
-        return f"{self.val._value[()]}:{self.aval.str_short()}"
+        # str() prints a float32 as float32 (0.1); an f-string would widen it first.
+        return f"{str(self.val._value[()])}:{self.aval.str_short()}"
 
 
 Atom = Var | Literal
