@@ -367,6 +367,11 @@ def matmul(a, b):
 def getitem(x, index):
     x = _as_operand(x)
     index = index if isinstance(index, tuple) else (index,)
+    for item in index:
+        if isinstance(item, (Array, Tracer, np.ndarray, list)):
+            raise TypeError("minijax supports only basic indexing (integers, slices, None "
+                            "and ...), not indexing with an array or a list; use "
+                            "jnp.where or arithmetic instead")
     # None (np.newaxis) adds an axis of size 1: index without it, then reshape.
     kept = tuple(item for item in index if item is not None)
     result = _basic_getitem(x, kept)
@@ -419,8 +424,9 @@ def _basic_getitem(x, index: tuple):
 def _expand_ellipsis(index: tuple, ndim: int) -> tuple:
     if builtins.sum(item is Ellipsis for item in index) > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
-    if Ellipsis in index:
-        at = index.index(Ellipsis)
+    # Compare by identity: `in` would call == on array items.
+    at = next((i for i, item in enumerate(index) if item is Ellipsis), None)
+    if at is not None:
         fill = (builtins.slice(None),) * (ndim - len(index) + 1)
         index = index[:at] + fill + index[at + 1:]
     if len(index) > ndim:
