@@ -74,20 +74,83 @@ class _Impls:
 
 
 def generate_source(jaxpr: Jaxpr, name: str) -> tuple[str, dict]:
-    """Python source for ``jaxpr`` and the namespace it runs in."""
+    """Python source for ``jaxpr`` and the namespace it runs in.
+
+    The code keeps few large arrays alive, as XLA's buffer assignment does:
+    equations whose results are never used are left out, each value is
+    deleted right after its last use, and an elementwise NumPy function
+    writes its result into an operand that dies there (``out=``) rather than
+    into a new array.  Without this a chain of operations on large arrays
+    would hold every intermediate until the end, and allocating fresh memory
+    for each would cost more than the arithmetic.
+    """
     impls = _Impls()
     namespace = {"np": np, "impl": impls}
     var_name = _CodeNamer(reserved=set(namespace))
+    eqns = live_equations(jaxpr)
+    kept = set(jaxpr.invars) | {v for v in jaxpr.outvars if isinstance(v, Var)}
+    last_use = {x: i for i, eqn in enumerate(eqns) for x in eqn.inputs if isinstance(x, Var)}
+    dies_at: dict[int, list[Var]] = {}
+    for var, i in last_use.items():
+        if var not in kept:
+            dies_at.setdefault(i, []).append(var)
+    reusable = _reusable_arrays(eqns)
     lines = [f"def {_function_name(name)}({', '.join(map(var_name, jaxpr.invars))}):"]
-    for eqn in jaxpr.eqns:
-        call = _call_expression(eqn, var_name, impls, namespace)
-        outs = ", ".join(map(var_name, eqn.out_binders))
+    for i, eqn in enumerate(eqns):
+        out = _operand_to_overwrite(eqn, dies_at.get(i, []), reusable)
+        call = _call_expression(eqn, var_name, impls, namespace, out)
+        outs = ", ".join(var_name(v) if v in last_use or v in kept else "_"
+                         for v in eqn.out_binders)
         if eqn.primitive.multiple_results and len(eqn.out_binders) == 1:
             outs += ","
         lines.append(f"    {outs} = {call}")
+        if i in dies_at:
+            lines.append(f"    del {', '.join(map(var_name, dies_at[i]))}")
     outs = ", ".join(map(var_name, jaxpr.outvars))
     lines.append(f"    return ({outs},)" if len(jaxpr.outvars) == 1 else f"    return ({outs})")
     return "\n".join(lines) + "\n", namespace
+
+
+def live_equations(jaxpr: Jaxpr) -> list:
+    """The equations that contribute to the outputs (primitives have no side
+    effects, so the others can be skipped).  Walking backwards from the outputs,
+    an equation is live when one of its results is needed, and then its inputs
+    are needed too."""
+    needed = {v for v in jaxpr.outvars if isinstance(v, Var)}
+    live = []
+    for eqn in reversed(jaxpr.eqns):
+        if any(v in needed for v in eqn.out_binders):
+            live.append(eqn)
+            needed.update(x for x in eqn.inputs if isinstance(x, Var))
+    return live[::-1]
+
+
+def _is_ufunc(eqn) -> bool:
+    """Whether the equation is an elementwise NumPy function (np.sin, np.add...)."""
+    return isinstance(eqn.primitive.impl, np.ufunc)
+
+
+def _reusable_arrays(eqns: list) -> set:
+    """Values whose memory the generated code may overwrite once they are dead:
+    non-scalar floating-point arrays made by an elementwise NumPy function (so
+    a fresh array, not the caller's, nor a view of another) and only ever read
+    by such functions (which, unlike a reshape, keep no view of what they read)."""
+    made = {v for eqn in eqns if _is_ufunc(eqn) for v in eqn.out_binders
+            if v.aval.shape != () and v.aval.dtype.kind == "f"}
+    read_otherwise = {x for eqn in eqns if not _is_ufunc(eqn) for x in eqn.inputs}
+    return made - read_otherwise
+
+
+def _operand_to_overwrite(eqn, dying: list, reusable: set):
+    """An operand of an elementwise equation that dies there and can hold its result."""
+    if not _is_ufunc(eqn):
+        return None
+    (result,) = eqn.out_binders
+    for x in eqn.inputs:
+        if x in dying and x in reusable and (x.aval.shape, x.aval.dtype) == (
+                result.aval.shape, result.aval.dtype):
+            return x
+    return None
 
 
 def _function_name(name: str) -> str:
@@ -95,11 +158,13 @@ def _function_name(name: str) -> str:
     return cleaned if cleaned.isidentifier() else f"f_{cleaned}"
 
 
-def _call_expression(eqn, var_name, impls: _Impls, namespace: dict) -> str:
+def _call_expression(eqn, var_name, impls: _Impls, namespace: dict, out=None) -> str:
     primitive = eqn.primitive
     args = [var_name(x) for x in eqn.inputs]
     for key, value in sorted(eqn.params.items()):
         args.append(f"{key}={_param_source(value, namespace)}")
+    if out is not None:
+        args.append(f"out={var_name(out)}")
     impl = primitive.impl
     if getattr(np, getattr(impl, "__name__", ""), None) is impl:
         return f"np.{impl.__name__}({', '.join(args)})"
