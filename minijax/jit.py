@@ -42,8 +42,8 @@ def _jit_abstract_eval(*in_avals, jaxpr: Jaxpr, name: str):
 
 @jit_p.def_impl
 def _jit_impl(*args, jaxpr: Jaxpr, name: str):
-    with np.errstate(all="ignore"):  # overflow gives inf, as in JAX, without warnings
-        return compile_jaxpr(jaxpr, name)(*args)
+    # Like every impl, this runs inside the evaluation trace's np.errstate.
+    return compile_jaxpr(jaxpr, name)(*args)
 
 
 # ---------------------------------------------------------------------------
@@ -163,14 +163,27 @@ def _call_expression(eqn, var_name, impls: _Impls, namespace: dict, out=None) ->
     args = [var_name(x) for x in eqn.inputs]
     for key, value in sorted(eqn.params.items()):
         args.append(f"{key}={_param_source(value, namespace)}")
+    impl = primitive.impl
+    if out is None and impl in _OPERATORS:  # b * c runs faster than np.multiply(b, c)
+        return _OPERATORS[impl].format(*args)
     if out is not None:
         args.append(f"out={var_name(out)}")
-    impl = primitive.impl
     if getattr(np, getattr(impl, "__name__", ""), None) is impl:
         return f"np.{impl.__name__}({', '.join(args)})"
     name = primitive.name + "_" if keyword.iskeyword(primitive.name) else primitive.name
     impls.by_name[name] = impl  # `while` is a Python keyword: it is called `while_`
     return f"impl.{name}({', '.join(args)})"
+
+
+# NumPy functions that Python operators stand for.  On arrays ``b * c`` is
+# ``np.multiply(b, c)``; on NumPy scalars it skips the ufunc machinery, which
+# makes jitted scalar code about twice as fast.
+_OPERATORS = {
+    np.add: "{} + {}", np.subtract: "{} - {}", np.multiply: "{} * {}",
+    np.divide: "{} / {}", np.power: "{} ** {}", np.negative: "-{}",
+    np.less: "{} < {}", np.less_equal: "{} <= {}", np.greater: "{} > {}",
+    np.greater_equal: "{} >= {}", np.equal: "{} == {}", np.not_equal: "{} != {}",
+}
 
 
 def _param_source(value, namespace: dict) -> str:
@@ -231,6 +244,7 @@ def jit(fun: Callable, static_argnums: int | tuple[int, ...] = ()) -> Callable:
     """
     static_argnums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
     cache = _cache_for(fun)
+    name = _name_of(fun)
 
     def staged(args: tuple, kwargs: dict):
         dynamic_fun, dynamic_args = bind_static_args(fun, args, static_argnums)
@@ -244,24 +258,25 @@ def jit(fun: Callable, static_argnums: int | tuple[int, ...] = ()) -> Callable:
             raise ValueError(f"Non-hashable static arguments are not supported: {e}. "
                              f"Pass a tuple instead of a list, or make the argument "
                              f"dynamic.") from None
-        if key not in cache:
+        entry = cache.get(key)
+        if entry is None:
             flat_fun, out_tree = flatten_fun(lambda a, k: dynamic_fun(*a, **k), in_tree)
             jaxpr, consts = trace_to_jaxpr(flat_fun, list(in_avals))
             entry = (closure_convert(jaxpr), consts, out_tree.get())
-            if any(isinstance(c, Tracer) for c in consts):
-                return entry, flat_args  # closes over a transformation's value: not reusable
-            cache[key] = entry
-        return cache[key], flat_args
+            # A function closing over a transformation's value cannot be reused.
+            if not any(isinstance(c, Tracer) for c in consts):
+                cache[key] = entry
+        return entry, flat_args
 
     @functools.wraps(fun)
     def jitted(*args, **kwargs):
         (jaxpr, consts, out_tree), flat_args = staged(args, kwargs)
-        outs = jit_p.bind(*consts, *flat_args, jaxpr=jaxpr, name=_name_of(fun))
+        outs = jit_p.bind(*consts, *flat_args, jaxpr=jaxpr, name=name)
         return tree_unflatten(out_tree, outs)
 
     def lower(*args, **kwargs) -> Lowered:
         (jaxpr, _, _), _ = staged(args, kwargs)
-        return Lowered(jaxpr, _name_of(fun))
+        return Lowered(jaxpr, name)
 
     jitted.lower = lower
     return jitted
