@@ -26,10 +26,14 @@ def register_pytree_node(nodetype: type, flatten_func: Callable, unflatten_func:
 
 register_pytree_node(tuple, lambda t: (t, None), lambda _, xs: tuple(xs))
 register_pytree_node(list, lambda l: (l, None), lambda _, xs: list(xs))
-register_pytree_node(
-    dict,
-    lambda d: ([d[k] for k in sorted(d)], tuple(sorted(d))),
-    lambda keys, xs: dict(zip(keys, xs)))
+
+
+def _flatten_dict(d: dict) -> tuple[list, tuple]:
+    keys = tuple(sorted(d))
+    return [d[k] for k in keys], keys
+
+
+register_pytree_node(dict, _flatten_dict, lambda keys, xs: dict(zip(keys, xs)))
 register_pytree_node(type(None), lambda _: ((), None), lambda _, __: None)
 
 
@@ -45,20 +49,23 @@ def _node_type(x) -> tuple[type, _NodeType] | None:
 class PyTreeDef:
     """The structure of a pytree: its containers, without the leaves."""
 
+    __slots__ = ("node_type", "aux_data", "children", "num_leaves", "_key", "_hash")
+
     def __init__(self, node_type: type | None, aux_data: Hashable = None,
                  children: tuple[PyTreeDef, ...] = ()):
         self.node_type = node_type  # None for a leaf
         self.aux_data = aux_data
         self.children = children
-        self.num_leaves = 1 if node_type is None else sum(c.num_leaves for c in children)
-        # Structures are cache keys (jit looks one up per call): hash them once.
-        self._hash = hash((node_type, aux_data, children))
+        self.num_leaves = 1 if node_type is None else sum([c.num_leaves for c in children])
+        # Structures are cache keys: jit looks one up per call.  The same structure
+        # as nested tuples is hashed and compared by Python's own (C) code, with
+        # no method call per node.
+        self._key = (node_type, aux_data, tuple([c._key for c in children]))
+        self._hash = hash(self._key)
 
     def __eq__(self, other):
-        return self is other or (
-            isinstance(other, PyTreeDef) and self._hash == other._hash
-            and self.node_type == other.node_type and self.aux_data == other.aux_data
-            and self.children == other.children)
+        return self is other or (isinstance(other, PyTreeDef) and self._hash == other._hash
+                                 and self._key == other._key)
 
     def __hash__(self):
         return self._hash
@@ -92,13 +99,16 @@ def tree_flatten(tree, is_leaf: Callable[[Any], bool] | None = None) -> tuple[li
 
 
 def _flatten_into(tree, leaves: list, is_leaf) -> PyTreeDef:
-    node = None if is_leaf is not None and is_leaf(tree) else _node_type(tree)
-    if node is None:
+    # _node_type, inlined: this runs for every node of every pytree.
+    kind = type(tree)
+    node_def = _registry.get(kind)
+    if node_def is None and isinstance(tree, tuple) and hasattr(kind, "_fields"):
+        node_def = _node_type(tree)[1]  # a namedtuple
+    if node_def is None or (is_leaf is not None and is_leaf(tree)):
         leaves.append(tree)
         return _LEAF
-    kind, node_def = node
     children, aux_data = node_def.to_iterable(tree)
-    return PyTreeDef(kind, aux_data, tuple(_flatten_into(c, leaves, is_leaf) for c in children))
+    return PyTreeDef(kind, aux_data, tuple([_flatten_into(c, leaves, is_leaf) for c in children]))
 
 
 def tree_unflatten(treedef: PyTreeDef, leaves: Iterable):
