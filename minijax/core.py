@@ -41,9 +41,11 @@ class ShapedArray:
     ndim = property(lambda self: len(self.shape))
     size = property(lambda self: int(np.prod(self.shape, dtype=np.int64)))
 
-    def update(self, **changes) -> ShapedArray:
-        fields = dict(shape=self.shape, dtype=self.dtype, weak_type=self.weak_type)
-        return ShapedArray(**{**fields, **changes})
+    def update(self, shape=None, dtype=None, weak_type=None) -> ShapedArray:
+        """The same aval with the given fields changed."""
+        return ShapedArray(self.shape if shape is None else shape,
+                           self.dtype if dtype is None else dtype,
+                           self.weak_type if weak_type is None else weak_type)
 
     def str_short(self) -> str:
         """The short form used in jaxprs, like ``f32[3,4]``."""

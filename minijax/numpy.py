@@ -130,6 +130,8 @@ def _constant(x, dtype, weak_type: bool) -> Array:
 def _broadcast(*args, name: str | None = None):
     """Broadcast operands to one shape; ``name`` is the binary operation's, for its error."""
     shapes = [get_aval(a).shape for a in args]
+    if shapes.count(shapes[0]) == len(shapes):
+        return list(args)  # one shape already: the common case, worth skipping NumPy's check
     try:
         shape = np.broadcast_shapes(*shapes)
     except ValueError:
