@@ -8,7 +8,9 @@ simply runs the primitive's NumPy implementation.
 """
 from __future__ import annotations
 
+import importlib
 import operator
+import sys
 from contextlib import contextmanager
 from typing import Any, Callable, NamedTuple
 
@@ -84,8 +86,7 @@ def get_aval(x) -> ShapedArray:
 
 def _numpy():
     """minijax.numpy is built on this module, so it is imported on first use."""
-    from minijax import numpy
-    return numpy
+    return sys.modules.get("minijax.numpy") or importlib.import_module("minijax.numpy")
 
 
 def _binary(name: str, reflected: bool = False):

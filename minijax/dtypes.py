@@ -7,6 +7,8 @@ dtype of the array it meets instead of forcing its own, so ``x * 2.0`` keeps
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 float32 = np.dtype("float32")
@@ -40,6 +42,9 @@ def is_float(dtype) -> bool:
     return np.dtype(dtype).kind == "f"
 
 
+# Every binary operation asks this: remembering the answer for each combination
+# of dtypes (there are few) is much cheaper than asking NumPy again.
+@functools.lru_cache(maxsize=None)
 def result_type(*typed: tuple[np.dtype, bool]) -> tuple[np.dtype, bool]:
     """The (dtype, weak_type) of combining values given as (dtype, weak_type).
 
