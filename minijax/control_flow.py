@@ -10,7 +10,6 @@ number of iterations is unknown until it runs.
 """
 from __future__ import annotations
 
-import functools
 from typing import Callable
 
 import numpy as np
@@ -18,7 +17,8 @@ import numpy as np
 from minijax import lax
 from minijax.core import Array, Primitive, Tracer, concrete_or_error, full_raise, get_aval
 from minijax.jaxpr import (
-    Jaxpr, JaxprEqn, Var, closure_convert, eval_jaxpr, shaped_aval, trace_to_jaxpr)
+    Jaxpr, JaxprEqn, Var, cache_per_jaxpr, closure_convert, eval_jaxpr, shaped_aval,
+    trace_to_jaxpr)
 from minijax.jit import compile_jaxpr, jvp_jaxpr
 from minijax.jvp import jvp_rules
 from minijax.partial_eval import (
@@ -123,7 +123,7 @@ def _while_jvp(primals, tangents, *, cond_jaxpr, body_jaxpr, cond_nconsts, body_
     return outs[:len(carry)], outs[len(carry):]
 
 
-@functools.lru_cache(maxsize=None)
+@cache_per_jaxpr
 def _jvp_while_jaxprs(cond_jaxpr: Jaxpr, body_jaxpr: Jaxpr, body_nconsts: int):
     body_jvp, jvp_consts = jvp_jaxpr(body_jaxpr)
     carry_avals = body_jaxpr.out_avals
@@ -160,7 +160,7 @@ def _while_batch(axis_size, vals, dims, *, cond_jaxpr, body_jaxpr, cond_nconsts,
     return outs, [0] * len(outs)
 
 
-@functools.lru_cache(maxsize=None)
+@cache_per_jaxpr
 def _batched_while_jaxprs(cond_jaxpr, body_jaxpr, axis_size, cond_dims, body_dims):
     num_carry = len(body_jaxpr.outvars)
     carry_dims = (0,) * num_carry

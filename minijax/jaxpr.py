@@ -62,6 +62,9 @@ class Jaxpr:
         self.invars = invars
         self.eqns = eqns
         self.outvars = outvars
+        # What has been made from this jaxpr (its compiled code, its JVP...), so
+        # that it is made once and goes away with the jaxpr: see cache_per_jaxpr.
+        self.derived: dict = {}
 
     # Identity, not structure: a jaxpr is cached and compiled as the object it is.
     __hash__ = object.__hash__
@@ -96,6 +99,23 @@ class ClosedJaxpr:
         return pp_jaxpr(self.jaxpr)
 
     __repr__ = __str__
+
+
+def cache_per_jaxpr(fun: Callable) -> Callable:
+    """Remember ``fun(jaxpr, *rest)`` in ``jaxpr.derived``.
+
+    Transforming or compiling a jaxpr is done once and reused.  Kept in the
+    jaxpr itself, the result is freed with it: the code compiled for a function
+    that is gone does not stay in memory for the life of the program.
+    """
+    @functools.wraps(fun)
+    def cached(jaxpr: Jaxpr, *rest):
+        key = (fun, *rest)
+        if key not in jaxpr.derived:
+            jaxpr.derived[key] = fun(jaxpr, *rest)
+        return jaxpr.derived[key]
+
+    return cached
 
 
 def closure_convert(jaxpr: Jaxpr) -> Jaxpr:

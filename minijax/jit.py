@@ -20,8 +20,8 @@ import numpy as np
 
 from minijax.core import Primitive, Tracer
 from minijax.jaxpr import (
-    Jaxpr, Literal, Var, bind_static_args, closure_convert, jaxpr_as_fun, pp_jaxpr,
-    shaped_aval, trace_to_jaxpr, _names)
+    Jaxpr, Literal, Var, bind_static_args, cache_per_jaxpr, closure_convert, jaxpr_as_fun,
+    pp_jaxpr, shaped_aval, trace_to_jaxpr, _names)
 from minijax.jvp import jvp_flat, jvp_rules
 from minijax.tree_util import flatten_fun, tree_flatten, tree_unflatten
 
@@ -50,7 +50,7 @@ def _jit_impl(*args, jaxpr: Jaxpr, name: str):
 # The compiler: jaxpr -> Python source -> function.
 
 
-@functools.lru_cache(maxsize=None)
+@cache_per_jaxpr
 def compile_jaxpr(jaxpr: Jaxpr, name: str = "jitted") -> Callable:
     source, namespace = generate_source(jaxpr, name)
     exec(compile(source, f"<minijax.jit {name}>", "exec"), namespace)
@@ -312,7 +312,7 @@ def _jit_jvp(primals, tangents, *, jaxpr: Jaxpr, name: str):
     return outs[:half], outs[half:]
 
 
-@functools.lru_cache(maxsize=None)
+@cache_per_jaxpr
 def jvp_jaxpr(jaxpr: Jaxpr) -> tuple[Jaxpr, list]:
     """A jaxpr taking (primals, tangents) and returning (primals_out, tangents_out)."""
     n = len(jaxpr.invars)

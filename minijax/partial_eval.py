@@ -9,12 +9,11 @@ constants are the *residuals*, the primal values the tangent computation needs.
 """
 from __future__ import annotations
 
-import functools
 import weakref
 from typing import Any, Callable, NamedTuple
 
 from minijax.core import ShapedArray, Trace, Tracer, concrete_or_error, full_lower, full_raise, get_aval, new_main
-from minijax.jaxpr import Jaxpr, JaxprEqn, Var
+from minijax.jaxpr import Jaxpr, JaxprEqn, Var, cache_per_jaxpr
 from minijax.jit import jit_p
 from minijax.jvp import jvp_flat
 
@@ -276,7 +275,7 @@ partial_eval_jaxpr_rules: dict = {}
 # jit under partial evaluation: one jit for the known part, one for the rest.
 
 
-@functools.lru_cache(maxsize=None)
+@cache_per_jaxpr
 def _split_jit(jaxpr: Jaxpr, in_unknowns: tuple[bool, ...]):
     return partial_eval_jaxpr(jaxpr, list(in_unknowns))
 

@@ -16,7 +16,8 @@ import numpy as np
 
 from minijax import dtypes, lax
 from minijax.core import Array, ShapedArray, get_aval
-from minijax.jaxpr import Jaxpr, Literal, Var, closure_convert, eval_jaxpr, trace_to_jaxpr
+from minijax.jaxpr import (
+    Jaxpr, Literal, Var, cache_per_jaxpr, closure_convert, eval_jaxpr, trace_to_jaxpr)
 from minijax.jit import jit_p
 from minijax.jvp import to_array_or_tracer
 from minijax.partial_eval import linearize_flat
@@ -224,7 +225,7 @@ def _jit_transpose(cts, *args, jaxpr: Jaxpr, name: str):
     return [next(outs) if u else None for u in undefined]
 
 
-@functools.lru_cache(maxsize=None)
+@cache_per_jaxpr
 def transpose_jaxpr(jaxpr: Jaxpr, undefined: tuple[bool, ...]) -> tuple[Jaxpr, list]:
     """A jaxpr taking (residuals, output cotangents) to the linear inputs' cotangents."""
     res_avals = [a for a, u in zip(jaxpr.in_avals, undefined) if not u]

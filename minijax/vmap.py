@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from minijax import lax
 from minijax.core import Trace, Tracer, concrete_or_error, full_lower, full_raise, get_aval, new_main
-from minijax.jaxpr import Jaxpr, closure_convert, jaxpr_as_fun, trace_to_jaxpr
+from minijax.jaxpr import Jaxpr, cache_per_jaxpr, closure_convert, jaxpr_as_fun, trace_to_jaxpr
 from minijax.jit import jit_p
 from minijax.jvp import to_array_or_tracer
 from minijax.tree_util import broadcast_prefix, flatten_fun, tree_flatten, tree_unflatten
@@ -283,7 +283,7 @@ def _jit_rule(axis_size, vals, dims, *, jaxpr: Jaxpr, name: str):
     return outs, [0] * len(outs)
 
 
-@functools.lru_cache(maxsize=None)
+@cache_per_jaxpr
 def vmap_jaxpr(jaxpr: Jaxpr, axis_size: int, dims_in: tuple) -> tuple[Jaxpr, list]:
     """The batched version of ``jaxpr``, with every output batched at axis 0."""
     def batched(*args):
