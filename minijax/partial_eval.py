@@ -172,23 +172,27 @@ def _parents(t: PartialEvalTracer) -> list:
 def toposort(out_nodes: list) -> list:
     """Tracers in an order where each comes after those it is computed from.
 
-    Iterative, so that long chains of operations do not exhaust Python's stack.
+    A depth-first walk from the outputs: a tracer is listed once all its parents
+    are.  Iterative, so that long chains of operations do not exhaust Python's
+    stack; the recipes form no cycles, so a tracer is marked as seen when first
+    reached.
     """
-    order, done, on_stack = [], set(), set()
-    stack = [(node, False) for node in reversed(out_nodes)]
-    while stack:
-        node, children_done = stack.pop()
-        if children_done:
-            on_stack.discard(id(node))
-            if id(node) not in done:
-                done.add(id(node))
+    order, seen = [], set()
+    for root in out_nodes:
+        if id(root) in seen:
+            continue
+        seen.add(id(root))
+        stack = [(root, iter(_parents(root)))]
+        while stack:
+            node, parents = stack[-1]
+            for parent in parents:
+                if id(parent) not in seen:
+                    seen.add(id(parent))
+                    stack.append((parent, iter(_parents(parent))))
+                    break
+            else:  # every parent is listed
+                stack.pop()
                 order.append(node)
-            continue
-        if id(node) in done or id(node) in on_stack:
-            continue
-        on_stack.add(id(node))
-        stack.append((node, True))
-        stack.extend((p, False) for p in reversed(_parents(node)) if id(p) not in done)
     return order
 
 
