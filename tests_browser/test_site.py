@@ -263,6 +263,9 @@ def test_search_finds(page: Page, base_url: str, term: str) -> None:
     }""")
     results = page.locator("#search-results ul.search li a")
     assert results.count() >= 1, f"no result for {term!r}: {summary.inner_text()}"
+    # The search page goes on fetching each result's page for its snippet; leaving
+    # before those requests finish would abort them (and log them as failures).
+    page.wait_for_load_state("networkidle")
     first = results.first
     first.click()
     page.wait_for_load_state("load")
