@@ -49,14 +49,13 @@ def _node_type(x) -> tuple[type, _NodeType] | None:
 class PyTreeDef:
     """The structure of a pytree: its containers, without the leaves."""
 
-    __slots__ = ("node_type", "aux_data", "children", "num_leaves", "_key", "_hash")
+    __slots__ = ("node_type", "aux_data", "children", "_key", "_hash")
 
     def __init__(self, node_type: type | None, aux_data: Hashable = None,
                  children: tuple[PyTreeDef, ...] = ()):
         self.node_type = node_type  # None for a leaf
         self.aux_data = aux_data
         self.children = children
-        self.num_leaves = 1 if node_type is None else sum([c.num_leaves for c in children])
         # Structures are cache keys: jit looks one up per call.  The same structure
         # as nested tuples is hashed and compared by Python's own (C) code, with
         # no method call per node.
@@ -69,6 +68,10 @@ class PyTreeDef:
 
     def __hash__(self):
         return self._hash
+
+    @property
+    def num_leaves(self) -> int:
+        return 1 if self.node_type is None else sum(c.num_leaves for c in self.children)
 
     def __repr__(self):
         return f"PyTreeDef({self._show()})"
