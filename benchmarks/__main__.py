@@ -44,9 +44,11 @@ def table(rows: list[Row]) -> str:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("numbers", nargs="*", type=int, choices=sorted(MEASURES),
-                        help="measures to run (default: all)")
+    parser.add_argument("numbers", nargs="*", type=int,
+                        help=f"measures to run, among {sorted(MEASURES)} (default: all)")
     args = parser.parse_args(argv)
+    if not set(args.numbers) <= set(MEASURES):
+        parser.error(f"no measure numbered {sorted(set(args.numbers) - set(MEASURES))}")
     print(machine(), flush=True)
     rows: list[Row] = []
     for number in args.numbers or sorted(MEASURES):
