@@ -227,8 +227,10 @@ def inline_scalar_literals(jaxpr: Jaxpr, consts: list) -> tuple[Jaxpr, list]:
     literals = {var: Literal(to_array(val)) for var, val in zip(jaxpr.constvars, consts)
                 if not isinstance(val, Tracer) and get_aval(val).shape == ()}
     kept = [(v, c) for v, c in zip(jaxpr.constvars, consts) if v not in literals]
+    # Only the equations that read a literal change (most do not: keep them).
     eqns = [eqn._replace(inputs=[literals.get(x, x) if isinstance(x, Var) else x
                                  for x in eqn.inputs])
+            if any(x in literals for x in eqn.inputs) else eqn
             for eqn in jaxpr.eqns]
     outvars = [literals.get(v, v) if isinstance(v, Var) else v for v in jaxpr.outvars]
     new = Jaxpr([v for v, _ in kept], jaxpr.invars, eqns, outvars)
