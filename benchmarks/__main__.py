@@ -56,11 +56,13 @@ def main(argv: list[str]) -> int:
         rows += MEASURES[number]()
     print()
     print(table(rows))
-    missed = [r for r in rows if r.met is False]
-    for r in missed:
-        print(f"\n# {r.number} missed its target ({r.measure}: {r.ratio:.3g}×, {r.target}); "
-              f"where minijax spends its time:")
-        print(r.why() if r.why else "(no profile)")
+    profiled = set()  # rows of one measure share their profile: print it once
+    for r in rows:
+        if r.met is False and id(r.why) not in profiled:
+            profiled.add(id(r.why))
+            print(f"\n# {r.number} missed its target ({r.measure}: {r.ratio:.3g}×, "
+                  f"{r.target}); where minijax spends its time:")
+            print(r.why() if r.why else "(no profile)")
     return 0
 
 
