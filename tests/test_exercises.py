@@ -5,7 +5,8 @@ An exercise is made of cells marked in their metadata with ``"exercise"``:
 - ``"check"``: defines one or more ``check_<name>(answer)`` functions, which raise
   when ``answer`` is wrong. The reader calls them on their own answer.
 - ``"solution"``: collapsed in the site and in Jupyter (tag ``hide-input`` and
-  ``jupyter.source_hidden``); defines the solution and calls its check.
+  ``jupyter.source_hidden``); defines the solution and calls its check, which
+  prints ``check passed`` last.
 
 Both kinds are self-contained (they import what they use), so they run here outside
 the chapter. nbval runs the solutions against JAX; this test makes sure that no check
@@ -68,7 +69,15 @@ def layout_problems(path: Path) -> list[str]:
                 "hide-input" in cell.metadata.get("tags", [])
                 and cell.metadata.get("jupyter", {}).get("source_hidden")):
             problems.append(f"cell {i}: a solution is tagged hide-input and source_hidden")
+        elif role == "solution" and "check passed" not in _printed(cell):
+            problems.append(f"cell {i}: the solution's stored output does not show its "
+                            f"check passing (its check prints 'check passed'; run "
+                            f"scripts/run_chapters.py)")
     return problems
+
+
+def _printed(cell: nbformat.NotebookNode) -> str:
+    return "".join(out.get("text", "") for out in cell.get("outputs", []))
 
 
 def run_exercises(path: Path) -> dict:
@@ -127,7 +136,9 @@ def test_a_solution_left_open_is_reported(tmp_path):
         nbformat.v4.new_markdown_cell("## Exercises"),
         nbformat.v4.new_code_cell("def check_f(f):\n    assert f(1) == 1",
                                   metadata={"exercise": "check"}),
-        nbformat.v4.new_code_cell("f = abs\ncheck_f(f)", metadata={"exercise": "solution"}),
+        nbformat.v4.new_code_cell("f = abs\ncheck_f(f)", metadata={"exercise": "solution"},
+                                  outputs=[nbformat.v4.new_output(
+                                      "stream", name="stdout", text="check passed\n")]),
         nbformat.v4.new_code_cell("import parity\n\nparity.report()"),
     ])
     path = tmp_path / "chapter.ipynb"

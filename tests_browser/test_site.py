@@ -11,8 +11,8 @@ so chapters added later are checked without changing this file. A page fails on:
 - math that MathJax did not typeset (a TeX delimiter left in the text, a `.math`
   element without MathJax output, or a TeX error), or an image that did not load.
 
-Further tests check the folded parity cells, the copy and download buttons, the
-search, and save screenshots to _build/screenshots/ for a person to look at.
+Further tests check the folded parity cells and exercise solutions, the copy and
+download buttons, the search, and save screenshots to _build/screenshots/ for a person to look at.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit
 
+import nbformat
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
@@ -56,6 +57,17 @@ def chapter_pages() -> list[str]:
     """The pages built from notebooks (they offer an .ipynb download)."""
     return [page for page in site_pages()
             if (SITE / "_sources" / page).with_suffix(".ipynb").is_file()]
+
+
+def solution_counts() -> dict[str, int]:
+    """Chapter page -> how many exercise solutions its notebook has (see tests/test_exercises.py)."""
+    counts = {}
+    for page in chapter_pages():
+        cells = nbformat.read((SITE / "_sources" / page).with_suffix(".ipynb"), as_version=4).cells
+        solutions = sum(cell.metadata.get("exercise") == "solution" for cell in cells)
+        if solutions:
+            counts[page] = solutions
+    return counts
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -301,3 +313,19 @@ def test_screenshots(page: Page, base_url: str) -> None:
         page.screenshot(path=str(target))
         saved.append(target)
     assert all(path.stat().st_size > 0 for path in saved)
+
+
+@pytest.mark.parametrize("path, solutions", solution_counts().items())
+def test_exercise_solutions_start_folded_with_their_checks_shown(page: Page, base_url: str,
+                                                                  path: str,
+                                                                  solutions: int) -> None:
+    open_page(page, base_url, path)
+    # Other hide-input cells show minijax's source; a solution's output ends its check.
+    folded = page.locator(".cell.tag_hide-input").filter(
+        has=page.locator(".cell_output", has_text="check passed"))
+    assert folded.count() == solutions
+    for i in range(solutions):
+        cell = folded.nth(i)
+        assert cell.locator("details").get_attribute("open") is None, f"solution {i} starts open"
+        assert not cell.locator(".cell_input").is_visible(), f"solution {i} shows its code"
+        assert cell.locator(".cell_output").is_visible()
