@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from minijax import lax
+from minijax import dtypes, lax
 from minijax.core import Array, Primitive, Tracer, concrete_or_error, full_raise, get_aval
 from minijax.jaxpr import (
     Jaxpr, JaxprEqn, Var, cache_per_jaxpr, closure_convert, eval_jaxpr, shaped_aval,
@@ -67,11 +67,32 @@ def while_loop(cond_fun: Callable, body_fun: Callable, init_val):
         raise TypeError(f"cond_fun must return a boolean scalar, but got output type(s) "
                         f"{[a.str_short() for a in cond_jaxpr.out_avals]}.")
     body_jaxpr, body_consts, body_tree = _stage(body_fun, in_tree, avals)
+    promoted = _promote_weak_carry(init_flat, avals, body_jaxpr.out_avals)
+    if promoted is not None:  # stage again, at the carry's new types
+        return while_loop(cond_fun, body_fun, tree_unflatten(in_tree, promoted))
     _check_carry(in_tree, avals, body_tree, body_jaxpr.out_avals)
     outs = while_p.bind(*cond_consts, *body_consts, *init_flat,
                         cond_jaxpr=cond_jaxpr, body_jaxpr=body_jaxpr,
                         cond_nconsts=len(cond_consts), body_nconsts=len(body_consts))
     return tree_unflatten(in_tree, outs)
+
+
+def _promote_weak_carry(init_flat, in_avals, out_avals) -> list | None:
+    """As in JAX, a weakly typed initial value (a Python number) whose type the body
+    changes takes the promoted type, so ``while_loop(c, lambda x: x + 0.5, 0)``
+    carries a float32.  None when nothing is to be promoted."""
+    if len(in_avals) != len(out_avals):
+        return None  # the structures differ: _check_carry reports it
+    mismatched = [i for i, (a, b) in enumerate(zip(in_avals, out_avals))
+                  if a.weak_type and (a.shape, a.dtype) != (b.shape, b.dtype)]
+    if not mismatched:
+        return None
+    promoted = list(init_flat)
+    for i in mismatched:
+        a, b = in_avals[i], out_avals[i]
+        dtype, _ = dtypes.result_type((a.dtype, True), (b.dtype, b.weak_type))
+        promoted[i] = lax.convert_element_type(init_flat[i], dtype)
+    return promoted
 
 
 def _check_carry(in_tree, in_avals, out_tree, out_avals) -> None:

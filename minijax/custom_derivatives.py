@@ -56,9 +56,31 @@ class CustomJVPCallPrimitive(CustomCallPrimitive):
     of flat arguments) or, once staged, ``call_jaxpr`` and ``jvp``."""
 
     def bind_with_trace(self, trace: Trace, tracers, params):
-        fun = params.get("fun") or jaxpr_as_fun(params["call_jaxpr"])
+        fun, jvp = params.get("fun"), params["jvp"]
+        if fun is None:
+            # Staged, fun has known output types, which the rule must reproduce.
+            fun = jaxpr_as_fun(params["call_jaxpr"])
+            jvp = _check_rule_primals(jvp, params["call_jaxpr"].out_avals, params["name"])
         process = process_custom_jvp_call[type(trace)]
-        return process(trace, self, fun, params["jvp"], tracers, name=params["name"])
+        return process(trace, self, fun, jvp, tracers, name=params["name"])
+
+
+def _check_rule_primals(jvp: Callable, out_avals: list, name: str) -> Callable:
+    @functools.wraps(jvp)
+    def checked_jvp(*primals_and_tangents):
+        outs = jvp(*primals_and_tangents)
+        rule_avals = [get_aval(p) for p in outs[:len(outs) // 2]]
+        if [(a.shape, a.dtype) for a in rule_avals] != [(a.shape, a.dtype) for a in out_avals]:
+            raise TypeError(
+                f"Custom JVP rule {jvp.__name__} for function {name} must produce a pair "
+                f"(list or tuple of length two) where the first element represents the "
+                f"primal output (equal in value to the output of the custom_jvp-decorated "
+                f"function {name}, and in particular with leaves of the same "
+                f"shape/dtype), but instead the JVP rule output's first element had "
+                f"shapes/dtypes of: {[a.str_short() for a in rule_avals]}, while {name} "
+                f"returns {[a.str_short() for a in out_avals]}.")
+        return outs
+    return checked_jvp
 
 
 custom_jvp_call_p = CustomJVPCallPrimitive("custom_jvp_call")
@@ -211,14 +233,22 @@ def resolve_kwargs(fun: Callable, args: tuple, kwargs: dict, name: str,
                    decorator: str = "custom_jvp") -> tuple:
     """Keyword arguments and defaults, turned into positional arguments."""
     try:
-        bound = inspect.signature(fun).bind(*args, **kwargs)
+        return _positional(fun, args, kwargs)
     except TypeError as e:
         raise TypeError(f"The input arguments to the {decorator}-decorated function {name} "
                         f"could not be resolved to positional-only arguments. Binding "
                         f"failed with the error:\n{e}") from e
+
+
+def _positional(fun: Callable, args: tuple, kwargs: dict) -> tuple:
+    bound = inspect.signature(fun).bind(*args, **kwargs)
     bound.apply_defaults()
-    if bound.kwargs:
-        raise TypeError(f"keyword-only arguments of {name} are not supported")
+    # A keyword-only parameter cannot travel as a flat argument of the call. One
+    # left to its default is fine: fun is called without it and supplies it itself.
+    passed = [k for k in bound.kwargs if k in kwargs]
+    if passed:
+        raise TypeError(f"The following keyword arguments could not be resolved to "
+                        f"positions: {', '.join(passed)}")
     return bound.args
 
 

@@ -109,6 +109,16 @@ def test_type_errors_for_mismatched_branches_and_carries():
     assert_same(run)
 
 
+@pytest.mark.parametrize("wrap", ["eager", "jit"])
+def test_a_python_number_carry_takes_the_type_the_body_gives_it(wrap):
+    def run(jax, jnp):
+        def count(n):
+            return jax.lax.while_loop(lambda c: c[0] < n, lambda c: (c[0] + 1, c[1] * 1.5),
+                                      (0, 1))
+        return (jax.jit(count) if wrap == "jit" else count)(3)
+    assert_same(run)
+
+
 def _implicit_fixed_point(jax, jnp):
     """The tutorial's fixed_point with a custom_vjp from the implicit function theorem."""
     @partial(jax.custom_vjp, nondiff_argnums=(0,))
