@@ -188,11 +188,8 @@ def staging_scaling() -> list[Row]:
         rows.append(_row(4, f"{what}, 10,000 ops", fmt_time(large),
                          f"itself at 1,000 ops {fmt_time(small)}", large / small, 12,
                          why=partial(_profile_staging, name)))
-    small, large = t["compile 1000"], t["compile 10000"]
-    rows.append(_row(4, "of which CPython's compile() of the generated source", fmt_time(large),
-                     f"at 1,000 ops {fmt_time(small)}", large / small))
-    small, large = t["jit 1000"] - small, t["jit 10000"] - large
-    rows.append(_row(4, "jit's first call without compile()", fmt_time(large),
+    small, large = t["codegen 1000"], t["codegen 10000"]
+    rows.append(_row(4, "of which generating and compiling the code", fmt_time(large),
                      f"at 1,000 ops {fmt_time(small)}", large / small))
     return rows
 

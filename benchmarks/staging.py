@@ -13,16 +13,19 @@ import json
 import statistics
 import time
 
+import numpy as np
+
 import minijax
 import minijax.numpy as mjnp
+from minijax.jit import compile_jaxpr
 
 LENGTHS = (1_000, 10_000)
 REPEATS = 5
 
 
-def op_chain(length: int):
+def op_chain(length: int, np_like=mjnp):
     """A fresh function of ``length`` primitives (fresh, so jit has not seen it)."""
-    steps = [mjnp.sin, lambda x: x * 0.5, mjnp.cos, lambda x: x + 1.0]
+    steps = [np_like.sin, lambda x: x * 0.5, np_like.cos, lambda x: x + 1.0]
 
     def chain(x):
         for i in range(length):
@@ -39,26 +42,28 @@ def work(name: str, length: int) -> None:
         minijax.jit(op_chain(length))(x)
 
 
-def generated_source(length: int) -> str:
-    """The source jit generates for a chain of ``length`` ops, for timing CPython's
-    own compile() of it apart from minijax's work."""
-    return minijax.jit(op_chain(length)).lower(mjnp.zeros(3)).as_text()
+def staged(length: int):
+    """A fresh jaxpr of the chain (not compiled yet) and an argument for it."""
+    closed = minijax.make_jaxpr(op_chain(length))(mjnp.zeros(3))
+    return closed.jaxpr, np.zeros(3, np.float32)
 
 
 def main() -> None:
-    names = ("make_jaxpr", "jit", "compile")
+    names = ("make_jaxpr", "jit", "codegen")
     times: dict[str, list[float]] = {f"{name} {n}": [] for name in names for n in LENGTHS}
-    sources = {n: generated_source(n) for n in LENGTHS}
     for _ in range(REPEATS):  # the lengths alternate, so load elsewhere hits both
         for key in times:
             name, n = key.split()
+            if name == "codegen":  # generating the source, compiling it, running it
+                jaxpr, x = staged(int(n))
             gc.collect()
             start = time.perf_counter()
-            if name == "compile":
-                compile(sources[int(n)], "<generated>", "exec")
+            if name == "codegen":
+                compile_jaxpr(jaxpr)(x)
             else:
                 work(name, int(n))
             times[key].append(time.perf_counter() - start)
+            jaxpr = None  # kept, its objects would slow the collector in later runs
     print(json.dumps({key: statistics.median(ts) for key, ts in times.items()}))
 
 

@@ -20,8 +20,8 @@ import numpy as np
 
 from minijax.core import Primitive, Tracer
 from minijax.jaxpr import (
-    Jaxpr, Literal, Var, bind_static_args, cache_per_jaxpr, closure_convert, jaxpr_as_fun,
-    pp_jaxpr, shaped_aval, trace_to_jaxpr, _names)
+    Jaxpr, JaxprEqn, Literal, Var, bind_static_args, cache_per_jaxpr, closure_convert,
+    jaxpr_as_fun, pp_jaxpr, shaped_aval, trace_to_jaxpr, _names)
 from minijax.jvp import jvp_flat, jvp_rules
 from minijax.tree_util import flatten_fun, tree_flatten, tree_unflatten
 
@@ -52,7 +52,7 @@ def _jit_impl(*args, jaxpr: Jaxpr, name: str):
 
 @cache_per_jaxpr
 def compile_jaxpr(jaxpr: Jaxpr, name: str = "jitted") -> Callable:
-    source, namespace = generate_source(jaxpr, name)
+    source, namespace = generate_source(split_into_pieces(jaxpr, name), name)
     exec(compile(source, f"<minijax.jit {name}>", "exec"), namespace)
     compiled = namespace[_function_name(name)]
     compiled.source = source
@@ -226,6 +226,35 @@ class _CodeNamer:
 # Staged jaxprs, per function and then per signature.  Keyed by the function
 # itself, as in JAX, so ``jit(f)`` written twice does not trace ``f`` twice.
 _trace_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+# CPython's compile() takes longer per line the longer the function (about 12.6x
+# the time for 10x the lines), so a longer jaxpr is compiled in pieces.
+MAX_EQUATIONS_PER_FUNCTION = 1000
+
+
+def split_into_pieces(jaxpr: Jaxpr, name: str) -> Jaxpr:
+    """The same computation as a chain of ``jit`` equations, each running at most
+    MAX_EQUATIONS_PER_FUNCTION of ``jaxpr``'s equations: each piece is then
+    compiled on its own, and the whole in time proportional to its length."""
+    eqns = live_equations(jaxpr)
+    size = MAX_EQUATIONS_PER_FUNCTION
+    if len(eqns) <= size:
+        return jaxpr
+    # From the last piece back: a piece returns what is read after it.
+    read_later = {v for v in jaxpr.outvars if isinstance(v, Var)}
+    pieces = []
+    for start in reversed(range(0, len(eqns), size)):
+        piece = eqns[start:start + size]
+        made = {v for eqn in piece for v in eqn.out_binders}
+        outs = [v for eqn in piece for v in eqn.out_binders if v in read_later]
+        ins = list(dict.fromkeys(x for eqn in piece for x in eqn.inputs
+                                 if isinstance(x, Var) and x not in made))
+        read_later = (read_later - made) | set(ins)
+        part_name = f"{name}_{start // size + 1}"
+        pieces.append(JaxprEqn(jit_p, ins, dict(jaxpr=Jaxpr([], ins, piece, outs),
+                                                name=part_name), outs))
+    return Jaxpr(jaxpr.constvars, jaxpr.invars, pieces[::-1], jaxpr.outvars)
 
 
 def _cache_for(fun: Callable) -> dict:

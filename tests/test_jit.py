@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 
 import minijax
 import minijax.numpy as mjnp
 import parity
+from benchmarks.staging import op_chain
 
 V = np.array([0.3, -1.2, 2.5], np.float32)
 W = np.array([1.1, 0.4, -0.7], np.float32)
@@ -164,3 +167,42 @@ def test_lowered_code_of_a_derivative_compiles():
 
 def test_lower_exists_in_both():
     parity.assert_same(lambda jax, jnp: type(jax.jit(jnp.sin).lower(V).as_text()).__name__)
+
+
+# ---------------------------------------------------------------------------
+# A long jaxpr is compiled as a chain of pieces (jit.split_into_pieces).
+
+jit_module = importlib.import_module("minijax.jit")
+
+
+def test_a_long_function_is_compiled_in_pieces_and_agrees_with_jax():
+    f = op_chain(700)  # 1,050 equations: the scalars are broadcast to V's shape
+    text = minijax.jit(f).lower(V).as_text()
+    assert text.count("impl.jit(") == 2
+    parity.assert_same(lambda jax, jnp: jax.jit(op_chain(700, jnp))(V))
+    parity.assert_same(lambda jax, jnp: jax.jit(jax.grad(
+        lambda x: jnp.sum(op_chain(700, jnp)(x))))(V))
+
+
+def several_outputs(jnp):
+    def f(x, y):
+        a = jnp.sin(x)
+        unused = jnp.cos(y) * 3.0  # noqa: F841  (left out of the code)
+        b = a * y
+        c = jnp.exp(-b) + a      # a is read again, pieces later
+        return c, x, 2.0, (b, jnp.sum(c * a))
+    return f
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5])
+@pytest.mark.parametrize("make", [several_outputs, lambda jnp: op_chain(9, jnp)],
+                         ids=["several_outputs", "chain"])
+def test_pieces_of_any_size_compute_the_same(monkeypatch, size, make):
+    f = make(mjnp)
+    args = (V, W) if make is several_outputs else (V,)
+    expected = f(*args)
+    monkeypatch.setattr(jit_module, "MAX_EQUATIONS_PER_FUNCTION", size)
+    got = minijax.jit(f)(*args)
+    assert "impl.jit(" in minijax.jit(f).lower(*args).as_text()
+    for a, b in zip(minijax.tree_util.tree_leaves(got), minijax.tree_util.tree_leaves(expected)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
