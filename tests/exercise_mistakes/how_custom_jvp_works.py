@@ -5,7 +5,7 @@ from minijax import custom_jvp
 
 
 def sigmoid_without_rule(x):
-    """No rule: autodiff of the formula gives inf / inf = nan at x = -100."""
+    """No rule: autodiff of the formula gives -0 * inf = nan at x = -100."""
     return 1. / (1. + jnp.exp(-x))
 
 
