@@ -17,19 +17,21 @@ from __future__ import annotations
 import functools
 from typing import Callable
 
+from minijax import lax
 from minijax.core import EvalTrace, Primitive, Trace, Tracer, get_aval, suspended
 from minijax.custom_derivatives import (
     CLOSURE, CustomCallPrimitive, custom_call_abstract_eval, custom_call_impl,
     resolve_kwargs, stage_custom_call)
 from minijax.errors import UnexpectedTracerError
 from minijax.jaxpr import JaxprTrace, jaxpr_as_fun
-from minijax.jvp import JVPTrace, JVPTracer, jvp_rules
+from minijax.jvp import JVPTrace, JVPTracer
 from minijax.lax import zeros_like
 from minijax.partial_eval import PartialEvalTrace
 from minijax.reverse import transpose_rules, zeros_of
 from minijax.tree_util import (
     Store, broadcast_prefix, flatten_fun, tree_flatten, tree_unflatten)
-from minijax.vmap import BatchTrace, BatchTracer, batch_to_front, vmap_rules
+from minijax.vmap import (
+    BatchTrace, BatchTracer, batch_to_front, move_batch_axis, not_mapped, vmap_rules)
 
 
 class CustomVJPCallPrimitive(CustomCallPrimitive):
@@ -61,8 +63,9 @@ custom_lin_p = Primitive("custom_lin")
 custom_lin_p.multiple_results = True
 custom_lin_p.def_abstract_eval(lambda *avals, out_avals, **_: list(out_avals))
 custom_lin_p.def_impl(_no_forward_mode)
-jvp_rules[custom_lin_p] = _no_forward_mode
 vmap_rules[custom_lin_p] = _no_forward_mode
+# custom_lin has no JVP rule: differentiating it (jvp of jvp, say) is refused as
+# for any primitive without one, with NotImplementedError, as in JAX.
 
 
 def _custom_lin_transpose(cts, *args, num_res: int, bwd: Callable, out_avals):
@@ -115,11 +118,26 @@ def _batch_call(trace, primitive, fun, tracers, *, fwd, bwd, out_tree, name):
     vals = [t.val for t in tracers]
     dims = [t.batch_dim for t in tracers]
     batch = functools.partial(batch_to_front, trace.axis_size)
-    # fwd's outputs and residuals, and bwd's inputs and outputs, are all
-    # batched at axis 0, so the batched rules agree with each other.
+    # fwd's outputs and residuals, and bwd's inputs, are all batched at axis 0,
+    # so the batched rules agree with each other.
     outs = primitive.bind(*vals, fun=batch(fun, dims), fwd=batch(fwd, dims),
-                          bwd=batch(bwd, None), out_tree=out_tree, name=name)
+                          bwd=_batch_bwd(bwd, trace.axis_size, dims),
+                          out_tree=out_tree, name=name)
     return [BatchTracer(trace, o, 0) for o in outs]
+
+
+def _batch_bwd(bwd: Callable, axis_size: int, in_dims: list) -> Callable:
+    """bwd batched at axis 0, returning each input's cotangent in the layout of
+    that input: its batch axis where the input has it, or, for an input that is
+    not batched (one value shared by the whole batch), the sum over the batch."""
+    bwd_at_front = batch_to_front(axis_size, bwd)
+
+    @functools.wraps(bwd)
+    def bwd_batched(*residuals_and_cts):
+        cts = bwd_at_front(*residuals_and_cts)
+        return [lax.reduce_sum(ct, (0,)) if d is not_mapped
+                else move_batch_axis(axis_size, 0, d, ct) for ct, d in zip(cts, in_dims)]
+    return bwd_batched
 
 
 process_custom_vjp_call: dict[type, Callable] = {

@@ -43,7 +43,7 @@ class JVPTrace(Trace):
         tangents_in = [t.tangent for t in tracers]
         rule = jvp_rules.get(primitive)
         if rule is None:
-            raise NotImplementedError(f"no differentiation rule for {primitive}")
+            raise NotImplementedError(f"Differentiation rule for '{primitive}' not implemented")
         primals_out, tangents_out = rule(primals_in, tangents_in, **params)
         if not primitive.multiple_results:
             return JVPTracer(self, primals_out, tangents_out)

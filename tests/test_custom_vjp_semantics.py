@@ -622,3 +622,54 @@ def test_python_scalar_outputs_of_custom_rules_stay_python_scalars():
         y, _ = jax.vjp(_tutorial_custom_vjp(jax, jnp), Point(1., 2.))
         return y["a"]
     assert_same(run)
+
+
+# ---------------------------------------------------------------------------
+# Batching: bwd runs batched at axis 0, and each cotangent goes back to its input's
+# layout (its batch axis, or summed over the batch for an input vmap did not map).
+
+
+def _sin_times(jax, jnp):
+    @jax.custom_vjp
+    def f(x, y):
+        return jnp.sin(x) * y
+
+    f.defvjp(lambda x, y: (f(x, y), (x, y)),
+             lambda res, g: (jnp.cos(res[0]) * res[1] * g, jnp.sin(res[0]) * g))
+    return f
+
+
+X23 = [[0.0, 0.2, 0.4], [0.6, 0.8, 1.0]]
+Y2 = [0.3, -0.7]
+BATCHED_CALLS = {
+    "grad_wrt_a_mapped_axis_1": lambda jax, jnp, f: jax.grad(
+        lambda x: jax.vmap(f, in_axes=(1, None))(x, jnp.array(Y2)).sum())(jnp.array(X23)),
+    "grad_wrt_an_unmapped_input": lambda jax, jnp, f: jax.grad(
+        lambda y: jax.vmap(f, in_axes=(1, None))(jnp.array(X23), y).sum())(jnp.array(Y2)),
+    "jit_of_it": lambda jax, jnp, f: jax.jit(jax.grad(
+        lambda y: jax.vmap(f, in_axes=(1, None))(jnp.array(X23), y).sum()))(jnp.array(Y2)),
+    "vjp_with_out_axes_1": lambda jax, jnp, f: jax.vjp(
+        jax.vmap(f, in_axes=(1, None), out_axes=1), jnp.array(X23), jnp.array(Y2))[1](
+        jnp.arange(6.).reshape(2, 3)),
+    "vmap_of_grad": lambda jax, jnp, f: jax.vmap(jax.grad(f, argnums=(0, 1)),
+                                                 in_axes=(1, None))(jnp.array(X23),
+                                                                    jnp.array(Y2)),
+}
+
+
+@pytest.mark.parametrize("name", BATCHED_CALLS)
+def test_cotangents_of_a_batched_call_have_their_inputs_layout(name):
+    assert_same(lambda jax, jnp: BATCHED_CALLS[name](jax, jnp, _sin_times(jax, jnp)))
+
+
+def test_differentiating_the_tangent_of_a_custom_vjp_is_not_implemented():
+    def run(jax, jnp):
+        f = _sin_times(jax, jnp)
+        jvp_of_jvp = lambda x: jax.jvp(lambda x: jax.jvp(  # noqa: E731
+            lambda x: f(x, 2.0), (x,), (1.0,))[1], (x,), (1.0,))
+        try:
+            jvp_of_jvp(1.0)
+        except NotImplementedError as e:
+            return str(e)
+
+    assert_same(run)

@@ -74,9 +74,9 @@ TRANSFORMS = {
 }
 
 
-def apply_stack(jax, jnp, stack, x):
-    """stack = ("grad", "vmap") means grad(vmap(base))."""
-    f = lambda y: base(jnp, y)  # noqa: E731
+def apply_stack(jax, jnp, stack, x, f=None):
+    """stack = ("grad", "vmap") means grad(vmap(f)), f being base unless given."""
+    f = f or (lambda y: base(jnp, y))
     for name in reversed(stack):
         f = TRANSFORMS[name](jax, jnp, f)
     return f(x)
