@@ -157,6 +157,26 @@ class ArrayMethods:
     def astype(self, dtype):
         return _numpy().asarray(self, dtype)
 
+    def ravel(self):
+        return _numpy().reshape(self, (-1,))
+
+    flatten = ravel
+
+    def transpose(self, *axes):
+        return _numpy().transpose(self, (axes[0] if len(axes) == 1 else axes) or None)
+
+    def dot(self, other):
+        return _numpy().dot(self, other)
+
+    def clip(self, min=None, max=None):  # noqa: A002  (NumPy's names)
+        return _numpy().clip(self, min, max)
+
+    def any(self, axis=None):
+        return _numpy().any(self, axis)
+
+    def all(self, axis=None):
+        return _numpy().all(self, axis)
+
 
 # ---------------------------------------------------------------------------
 # Concrete arrays.
