@@ -89,9 +89,9 @@ def jvp(fun: Callable, primals, tangents):
     for p, t in zip(primals_flat, tangents_flat):
         check_tangent(get_aval(p), get_aval(t))
     flat_fun, out_tree = flatten_fun(fun, in_tree)
-    primals_out, tangents_out = jvp_flat(
-        flat_fun, [to_array_or_tracer(p) for p in primals_flat],
-        [to_array_or_tracer(t) for t in tangents_flat])
+    # The values go in as given, as in JAX: an input returned unchanged comes back
+    # as the same object (a Python float stays a float).
+    primals_out, tangents_out = jvp_flat(flat_fun, primals_flat, tangents_flat)
     return (tree_unflatten(out_tree.get(), primals_out),
             tree_unflatten(out_tree.get(), tangents_out))
 

@@ -19,7 +19,6 @@ from minijax.core import Array, ShapedArray, get_aval
 from minijax.jaxpr import (
     Jaxpr, Literal, Var, cache_per_jaxpr, closure_convert, eval_jaxpr, trace_to_jaxpr)
 from minijax.jit import jit_p
-from minijax.jvp import to_array_or_tracer
 from minijax.partial_eval import linearize_flat
 from minijax.tree_util import flatten_fun, tree_flatten, tree_map, tree_unflatten
 
@@ -274,7 +273,7 @@ def linearize(fun: Callable, *primals) -> tuple[Any, Callable]:
     primals_flat, in_tree = tree_flatten(primals)
     flat_fun, out_tree = flatten_fun(fun, in_tree)
     primals_out, jaxpr, residuals = linearize_flat(
-        flat_fun, [to_array_or_tracer(p) for p in primals_flat])
+        flat_fun, primals_flat)
 
     def f_jvp(*tangents):
         tangents_flat, tree = tree_flatten(tangents)
@@ -293,7 +292,7 @@ def vjp(fun: Callable, *primals, has_aux: bool = False):
     primals_flat, in_tree = tree_flatten(primals)
     flat_fun, out_tree = flatten_fun(_split_aux(fun) if has_aux else fun, in_tree)
     primals_out, jaxpr, residuals = linearize_flat(
-        flat_fun, [to_array_or_tracer(p) for p in primals_flat])
+        flat_fun, primals_flat)
     out = tree_unflatten(out_tree.get(), primals_out)
     out, aux = out if has_aux else (out, None)
     out_struct = tree_flatten(out)[1]

@@ -536,11 +536,6 @@ def test_closing_over_a_differentiated_value_is_an_unexpected_tracer():
 TANGENT_TYPE_MESSAGE = (
     "minijax: the message for a tangent of the wrong shape or dtype writes types as "
     "f32[] where JAX writes float32[]")
-JVP_PYTHON_SCALARS = (
-    "minijax.jvp converts Python scalars to Arrays before tracing, so a rule's "
-    "tangent computed from a Python float tangent comes back as an Array; JAX returns "
-    "the Python float")
-
 
 def test_keyword_only_parameter_with_a_default():
     def run(jax, jnp):
@@ -594,7 +589,6 @@ def test_tangent_type_message_matches_jax_exactly():
     assert_same(run)
 
 
-@pytest.mark.xfail(strict=True, reason=JVP_PYTHON_SCALARS)
 def test_jvp_returns_the_rules_python_scalar_tangent_as_is():
     def run(jax, jnp):
         f = _sin_with_rule(jax, jnp, SLOPE_2)

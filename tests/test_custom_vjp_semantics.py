@@ -614,9 +614,6 @@ def test_unbindable_arguments_error_names_custom_vjp():
     assert_same(run)
 
 
-@pytest.mark.xfail(strict=True, reason="minijax: jvp and vjp turn Python scalars into arrays "
-                   "before custom rules see them; in JAX an output computed from Python "
-                   "floats alone stays a Python float")
 def test_python_scalar_outputs_of_custom_rules_stay_python_scalars():
     def run(jax, jnp):
         y, _ = jax.vjp(_tutorial_custom_vjp(jax, jnp), Point(1., 2.))

@@ -8,6 +8,7 @@ xfail(strict=True) with the reason, so a fix shows up as an unexpected pass.
 from __future__ import annotations
 
 import jax.numpy
+import numpy as np
 import pytest
 
 import minijax.numpy
@@ -147,11 +148,10 @@ def test_shaped_array_repr_matches_jax_exactly():
 
 
 # ---------------------------------------------------------------------------
-# Known differences from JAX
+# Inputs go through jvp as given: one returned unchanged is the same object.
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "minijax.jvp converts Python scalars to Arrays before tracing, so an input the "
-    "function returns unchanged comes back as an Array; JAX returns it as given"))
 def test_jvp_returns_an_unchanged_input_as_given():
     assert_same(lambda jax, jnp: jax.jvp(lambda x: x, (1.0,), (1.0,)))
+    assert_same(lambda jax, jnp: jax.jvp(lambda x: (x, x * 2.0), (1.0,), (1.0,)))
+    assert_same(lambda jax, jnp: jax.jvp(lambda x: x, (np.ones(2),), (np.ones(2),)))
