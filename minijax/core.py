@@ -49,9 +49,11 @@ class ShapedArray:
                            self.dtype if dtype is None else dtype,
                            self.weak_type if weak_type is None else weak_type)
 
-    def str_short(self) -> str:
-        """The short form used in jaxprs, like ``f32[3,4]``."""
-        return f"{_SHORT_DTYPE_NAMES[self.dtype]}[{','.join(map(str, self.shape))}]"
+    def str_short(self, short_dtypes: bool = True) -> str:
+        """The short form used in jaxprs, like ``f32[3,4]`` (``float32[3,4]`` with
+        ``short_dtypes=False``, as some of JAX's error messages write it)."""
+        dtype = _SHORT_DTYPE_NAMES[self.dtype] if short_dtypes else self.dtype.name
+        return f"{dtype}[{','.join(map(str, self.shape))}]"
 
     def __eq__(self, other):
         return (type(other) is ShapedArray and self.shape == other.shape

@@ -298,8 +298,8 @@ def _check_tangent_type(primal, tangent) -> None:
     if primal.shape != tangent.shape or primal.dtype != tangent.dtype:
         raise TypeError(f"Custom JVP rule must produce primal and tangent outputs with "
                         f"corresponding shapes and dtypes. Expected "
-                        f"{primal.str_short()} (tangent type of {primal.str_short()}) "
-                        f"but got {tangent.str_short()}.")
+                        f"{primal.str_short(False)} (tangent type of {primal.str_short(False)}) "
+                        f"but got {tangent.str_short(False)}.")
 
 
 def _check_rule_primals(jvp: Callable, out_avals: list, name: str) -> Callable:

@@ -150,6 +150,26 @@ def tree_structure(tree) -> PyTreeDef:
     return tree_flatten(tree)[1]
 
 
+def leaf_paths(tree) -> list[str]:
+    """Where each leaf of ``tree`` is, written as JAX's ``keystr`` writes key paths:
+    ``[0]`` for an item of a tuple or list, ``['a']`` for a dict entry, ``.x`` for a
+    namedtuple field.  Error messages use them to name a leaf."""
+    return _paths(tree_structure(tree), "")
+
+
+def _paths(treedef: PyTreeDef, prefix: str) -> list[str]:
+    if treedef.node_type is None:
+        return [prefix]
+    if treedef.node_type is dict:
+        keys = [f"[{key!r}]" for key in treedef.aux_data]
+    elif treedef.node_type not in _registry:  # a namedtuple
+        keys = [f".{field}" for field in treedef.node_type._fields]
+    else:
+        keys = [f"[{i}]" for i in range(len(treedef.children))]
+    return [path for key, child in zip(keys, treedef.children)
+            for path in _paths(child, prefix + key)]
+
+
 def tree_map(f: Callable, tree, *rest, is_leaf: Callable[[Any], bool] | None = None):
     """Apply ``f`` leaf by leaf to ``tree`` and to ``rest``, trees of the same structure.
 

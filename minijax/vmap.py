@@ -8,7 +8,9 @@ carry it along.  The function itself runs only once.
 """
 from __future__ import annotations
 
+import collections
 import functools
+import inspect
 from typing import Any, Callable
 
 from minijax import lax
@@ -16,7 +18,8 @@ from minijax.core import Trace, Tracer, concrete_or_error, full_lower, full_rais
 from minijax.jaxpr import Jaxpr, cache_per_jaxpr, closure_convert, jaxpr_as_fun, trace_to_jaxpr
 from minijax.jit import jit_p
 from minijax.jvp import to_array_or_tracer
-from minijax.tree_util import broadcast_prefix, flatten_fun, tree_flatten, tree_unflatten
+from minijax.tree_util import (
+    broadcast_prefix, flatten_fun, leaf_paths, tree_flatten, tree_unflatten)
 
 not_mapped = None
 
@@ -81,22 +84,56 @@ def vmap_flat(f: Callable, axis_size: int, in_axes: list, args: list) -> tuple[l
         return [t.val for t in tracers_out], [t.batch_dim for t in tracers_out]
 
 
-def _axis_size(args: list, in_axes: list) -> int:
-    sizes = {get_aval(x).shape[ax] for x, ax in zip(args, in_axes) if ax is not not_mapped}
-    if not sizes:
-        raise ValueError("vmap must have at least one non-None value in in_axes")
-    if len(sizes) > 1:
-        raise ValueError(f"vmap got inconsistent sizes for array axes to be mapped: "
-                         f"{sorted(sizes)}")
-    return sizes.pop()
+def _axis_size(fun: Callable, args: tuple, args_flat: list, in_axes: list,
+               axis_size: int | None) -> int:
+    """The size of the mapped axes, which must all agree (with axis_size, if given)."""
+    sizes = [get_aval(x).shape[ax] if ax is not not_mapped else None
+             for x, ax in zip(args_flat, in_axes)]
+    distinct = {s for s in sizes if s is not None} | ({axis_size} - {None})
+    if len(distinct) == 1:
+        return distinct.pop()
+    if not distinct:
+        raise ValueError("vmap must have at least one non-None value in in_axes or "
+                         "axis_size must be specified")
+    raise ValueError(_inconsistent_sizes(fun, args, args_flat, in_axes, sizes, axis_size))
 
 
-def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> Callable:
+def _inconsistent_sizes(fun, args, args_flat, in_axes, sizes, axis_size) -> str:
+    """JAX's message: each size found, most common first, with an argument that has it."""
+    leaves = [f"{name} of type {get_aval(x).str_short(short_dtypes=False)}"
+              for name, x in zip(_leaf_names(fun, args), args_flat)]
+    lines = [] if axis_size is None else [f"  * the `axis_size` argument was {axis_size}"]
+    counts = collections.Counter(s for s in sizes if s is not None).most_common()
+    for rank, (size, count) in enumerate(counts):
+        i = sizes.index(size)
+        example = f"axis {in_axes[i]} of {leaves[i]}"
+        if count == 1:
+            lines.append(f"  * one axis had size {size}: {example}")
+        else:
+            lines.append(f"  * {'most' if rank == 0 else 'some'} axes ({count} of them) "
+                         f"had size {size}, e.g. {example}")
+    return "vmap got inconsistent sizes for array axes to be mapped:\n" + ";\n".join(lines)
+
+
+def _leaf_names(fun: Callable, args: tuple) -> list[str]:
+    """Each leaf of the arguments named by its parameter and its path: ``argument p['a']``
+    (``args[1]`` when the signature gives no name)."""
+    try:
+        params = list(inspect.signature(fun).bind(*args).signature.parameters)
+    except (TypeError, ValueError):
+        params = []
+    return [f"argument {params[i]}{path}" if i < len(params) else f"args[{i}]{path}"
+            for i, arg in enumerate(args) for path in leaf_paths(arg)]
+
+
+def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0,
+         axis_size: int | None = None) -> Callable:
     """Map ``fun`` over axis ``in_axes`` of its arguments, stacking results at ``out_axes``.
 
     ``in_axes`` and ``out_axes`` are an int, None (not mapped) or a pytree of
     those matching a prefix of the arguments (a tuple, one entry per argument)
-    or of the outputs.
+    or of the outputs.  ``axis_size`` gives the size of the mapped axis, which is
+    needed only when no argument is mapped.
     """
     if isinstance(in_axes, list):
         in_axes = tuple(in_axes)  # JAX accepts a list here, meaning a tuple
@@ -111,17 +148,16 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0) -> Callable:
         args_flat, in_tree = tree_flatten(args)
         axes_flat = _axes_per_leaf(in_axes if isinstance(in_axes, tuple) else
                                       (in_axes,) * len(args), args, "in_axes")
-        axes_flat = [_normalize_axis(ax, get_aval(x).ndim, "in_axes")
-                     for x, ax in zip(args_flat, axes_flat)]
+        normalized = [_normalize_axis(ax, get_aval(x).ndim, "in_axes")
+                      for x, ax in zip(args_flat, axes_flat)]
+        size = _axis_size(fun, args, args_flat, axes_flat, axis_size)  # axes as given
         flat_fun, out_tree = flatten_fun(fun, in_tree)
         args_flat = [to_array_or_tracer(x) for x in args_flat]
-        axis_size = _axis_size(args_flat, axes_flat)
-        outs, dims_out = vmap_flat(flat_fun, axis_size, axes_flat, args_flat)
+        outs, dims_out = vmap_flat(flat_fun, size, normalized, args_flat)
         out_axes_flat = _axes_per_leaf(out_axes, tree_unflatten(out_tree.get(), outs),
                                           "out_axes")
-        outs = [move_batch_axis(axis_size, src, _normalize_axis(dst, get_aval(o).ndim + 1
-                                                                  - (src is not not_mapped),
-                                                                  "out_axes"), o)
+        outs = [move_batch_axis(size, src, _normalize_axis(
+                    dst, get_aval(o).ndim + 1 - (src is not not_mapped), "out_axes"), o)
                 for o, src, dst in zip(outs, dims_out, out_axes_flat)]
         return tree_unflatten(out_tree.get(), outs)
 

@@ -145,3 +145,14 @@ def test_transformations_see_through_registered_nodes():
         _, t = jax.jvp(lambda box: box.a * box.b, (Box(2.0, V, "p"),), (Box(1.0, V, "p"),))
         return g.parts(), v, j.parts(), t
     parity.assert_same(run)
+
+
+@pytest.mark.parametrize("name", TREES)
+def test_leaf_paths_are_written_as_jax_writes_key_paths(name):
+    import jax.tree_util
+
+    from minijax.tree_util import leaf_paths
+
+    expected = [jax.tree_util.keystr(path)
+                for path, _ in jax.tree_util.tree_flatten_with_path(TREES[name])[0]]
+    assert leaf_paths(TREES[name]) == expected
