@@ -207,11 +207,16 @@ class Array(ArrayMethods):
         return np.asarray(self._value, dtype)
 
     def __repr__(self):
-        weak = ", weak_type=True" if self.weak_type else ""
+        dtype = f"dtype={self.dtype.name}" + (", weak_type=True" if self.weak_type else "")
         if self._value.size == 0:
-            return f"Array([], shape={self._value.shape}, dtype={self.dtype.name}{weak})"
-        body = np.array2string(self._value, separator=", ", prefix="Array(")
-        return f"Array({body}, dtype={self.dtype.name}{weak})"
+            body = f"[], shape={self._value.shape}"
+        else:
+            body = np.array2string(self._value, separator=", ", prefix="Array(", suffix=",")
+        # JAX's layout: a dtype that would make the last line too long is set off
+        # by six spaces (the width of "Array("), still on that line.
+        last_line = len(body) - body.rfind("\n") + 1
+        too_long = last_line + len(dtype) + 2 > np.get_printoptions()["linewidth"]
+        return f"Array({body},{' ' * 6 if too_long else ' '}{dtype})"
 
     def __str__(self):
         return str(self._value)

@@ -6,5 +6,3 @@ passes, and because the mark is strict, pytest reports that so the mark is remov
 
 FLOAT0_TANGENT = ("minijax: the tangent of a boolean output is an array of bool zeros; JAX "
                   "gives float0 tangents to boolean (and integer) outputs")
-REPR_LONG_LAST_LINE = ("minijax: when the last line of a wrapped array repr is too long for "
-                       "the dtype, JAX separates them by six spaces; minijax by one")

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 import parity
-from minijax_bugs import REPR_LONG_LAST_LINE
 
 
 def exact_text(make_text) -> str:
@@ -73,7 +72,6 @@ def test_array_repr_and_str(name):
     exact_text(lambda jax, jnp: str(ARRAYS[name](jnp)))
 
 
-@pytest.mark.xfail(strict=True, reason=REPR_LONG_LAST_LINE)
 @pytest.mark.parametrize("make", [lambda jnp: jnp.arange(20.0) / 4,
                                   lambda jnp: jnp.arange(12.0) - 6])
 def test_repr_whose_last_line_is_too_long_for_the_dtype(make):
