@@ -368,12 +368,15 @@ def matmul(a, b):
 
 def getitem(x, index):
     x = _as_operand(x)
-    index = index if isinstance(index, tuple) else (index,)
+    index = tuple(map(_static_if_concrete, index if isinstance(index, tuple) else (index,)))
+    traced = [i for i, item in enumerate(index) if isinstance(item, Tracer)]
+    if traced:
+        return _getitem_traced(x, index, traced)
     for item in index:
-        if isinstance(item, (Array, Tracer, np.ndarray, list)):
+        if isinstance(item, (Array, np.ndarray, list)):
             raise TypeError("minijax supports only basic indexing (integers, slices, None "
-                            "and ...), not indexing with an array or a list; use "
-                            "jnp.where or arithmetic instead")
+                            "and ...) and traced integer scalars, not indexing with an "
+                            "array or a list; use jnp.where or arithmetic instead")
     # None (np.newaxis) adds an axis of size 1: index without it, then reshape.
     kept = tuple(item for item in index if item is not None)
     result = _basic_getitem(x, kept)
@@ -383,6 +386,48 @@ def getitem(x, index):
     for position in _new_axis_positions(index, get_aval(x).ndim):
         shape.insert(position, 1)
     return lax.reshape(result, tuple(shape))
+
+
+def _static_if_concrete(item):
+    """A concrete integer scalar (an Array or NumPy array) indexes as a Python int."""
+    if isinstance(item, (Array, np.ndarray)) and get_aval(item).shape == () \
+            and get_aval(item).dtype.kind in "iu":
+        return int(item)
+    return item
+
+
+def _getitem_traced(x, index: tuple, traced: list):
+    """Indexing where some items are traced integer scalars (a loop counter, a vmapped
+    index): the other items index as usual, with each traced one's axis kept whole,
+    then each traced index picks its entry along its axis.  JAX uses dynamic_slice;
+    minijax picks with select and a sum, primitives every transformation handles."""
+    for i in traced:
+        aval = get_aval(index[i])
+        if aval.shape != () or aval.dtype.kind not in "iu":
+            raise TypeError(f"minijax indexes only with integer scalars when the index is "
+                            f"traced, got {aval.str_short()}")
+    if builtins.any(item is None or item is Ellipsis for item in index):
+        raise TypeError("minijax does not combine a traced index with None or ...")
+    result = getitem(x, tuple(builtins.slice(None) if i in traced else item
+                              for i, item in enumerate(index)))
+    # The axis each traced index applies to, among the axes the other items left.
+    axes = [builtins.sum(not isinstance(item, (int, np.integer)) for item in index[:i])
+            for i in traced]
+    for i, axis in reversed(list(zip(traced, axes))):
+        result = _take(result, index[i], axis)
+    return result
+
+
+def _take(x, i, axis: int):
+    """``x``'s entry ``i`` along ``axis``: the one where the position equals i (negative
+    i counts from the end; out of bounds is clamped, as in JAX)."""
+    size = get_aval(x).shape[axis]
+    i = clip(where(i < 0, i + size, i), 0, size - 1)
+    shape = [1] * get_aval(x).ndim
+    shape[axis] = size
+    hit = equal(reshape(arange(size), tuple(shape)), i)
+    # Exact: every other term of the sum is 0.
+    return sum(where(hit, x, zeros_like(x)), axis=axis)
 
 
 def _new_axis_positions(index: tuple, ndim: int) -> list[int]:

@@ -389,3 +389,42 @@ VMAP_RUNS = {"eval": vmap_eval, "jit": vmap_jit, "grad": vmap_grad, "vmap": vmap
 @pytest.mark.parametrize("name", VMAPS)
 def test_vmap_axes(name, run):
     parity.assert_same(lambda jax, jnp: VMAP_RUNS[run](jax, jnp, name))
+
+
+# ---------------------------------------------------------------------------
+# Indexing with a traced integer: a row of a Jacobian, a loop counter.
+
+X24 = np.arange(24, dtype=np.float32).reshape(2, 3, 4) / 10 - 1.1
+TRACED_INDEXING = {
+    "jacobian_rows_by_vmap": lambda jax, jnp: jax.vmap(
+        jax.grad(lambda x, i: (jnp.sin(x) * jnp.sum(x))[i]), in_axes=(None, 0))(
+        jnp.array([0.5, -1., 2.]), jnp.arange(3)),
+    "loop_counter": lambda jax, jnp: jax.jit(lambda x, n: jax.lax.fori_loop(
+        0, n, lambda i, acc: acc + x[i] * i, 0.))(jnp.array([1., 2., 3., 4.]), 3),
+    "mixed_with_slices": lambda jax, jnp: jax.jit(lambda y, i, j: (y[1:, i, ::2], y[0, :, j],
+                                                                   y[i, j]))(X24, 2, -1),
+    "clamped_and_negative": lambda jax, jnp: jax.jit(lambda x, i, j: (x[i], x[j]))(
+        jnp.arange(3.), 7, -5),
+    "grad_and_vmap_of_both": lambda jax, jnp: (
+        jax.jit(jax.grad(lambda x, i: jnp.sum(x[i] ** 2)))(X24, 1),
+        jax.vmap(lambda row, i: row[i])(X24[0], jnp.array([0, 2, 3]))),
+    "nan_in_other_entries": lambda jax, jnp: jax.grad(lambda x, i: x[i] * 2.)(
+        jnp.array([jnp.nan, 1., jnp.inf]), 1),
+    "concrete_integer_arrays": lambda jax, jnp: (
+        jnp.arange(5.)[jnp.array(2)], jnp.arange(5.)[np.int32(3)],
+        jnp.arange(6.).reshape(2, 3)[jnp.array(1), 2]),
+}
+
+
+@pytest.mark.parametrize("name", TRACED_INDEXING)
+def test_indexing_with_a_traced_integer(name):
+    parity.assert_same(TRACED_INDEXING[name])
+
+
+def test_a_traced_index_must_be_an_integer_scalar():
+    def run(jax, jnp):
+        try:
+            jax.jit(lambda x, i: x[i])(jnp.arange(3.), 1.0)
+        except TypeError as e:
+            return type(e).__name__
+    parity.assert_same(run)
