@@ -158,7 +158,9 @@ _unary(lax.log1p_p, lambda t, y, x: lax.div(t, lax.add(x, _one(x))))
 _unary(lax.expm1_p, lambda t, y, x: lax.mul(t, lax.add(y, _one(y))))
 _unary(lax.sqrt_p, lambda t, y, x: lax.mul(t, lax.div(lax.full_like(y, 0.5), y)))
 _unary(lax.abs_p, lambda t, y, x: lax.select_n(lax.ge(x, lax.zeros_like(x)), lax.neg(t), t))
-_unary(lax.sign_p, lambda t, y, x: lax.zeros_like(y))
+# Piecewise constant: the derivative is 0 wherever it exists.
+for _p in (lax.sign_p, lax.floor_p, lax.ceil_p, lax.round_p):
+    _unary(_p, lambda t, y, x: lax.zeros_like(y))
 _unary(lax.convert_element_type_p,
        lambda t, y, x, *, new_dtype, weak_type: lax.convert_element_type(t, new_dtype, weak_type))
 _unary(lax.reduce_max_p, lambda t, y, x, *, axes: _reduce_chooser_tangent(t, y, x, axes))

@@ -50,6 +50,9 @@ def _comparison(x: ShapedArray, y: ShapedArray) -> ShapedArray:
 
 neg_p = _primitive("neg", np.negative, _same_as_input)
 sign_p = _primitive("sign", np.sign, _same_as_input)
+floor_p = _primitive("floor", np.floor, _same_as_input)
+ceil_p = _primitive("ceil", np.ceil, _same_as_input)
+round_p = _primitive("round", np.rint, _same_as_input)  # halves to even, as jnp.round
 sin_p = _primitive("sin", np.sin, _same_as_input)
 cos_p = _primitive("cos", np.cos, _same_as_input)
 tan_p = _primitive("tan", np.tan, _same_as_input)
@@ -79,6 +82,9 @@ ne_p = _primitive("ne", np.not_equal, _comparison)
 
 def neg(x): return neg_p.bind(x)
 def sign(x): return sign_p.bind(x)
+def floor(x): return floor_p.bind(x)
+def ceil(x): return ceil_p.bind(x)
+def round(x): return round_p.bind(x)  # noqa: A001
 def sin(x): return sin_p.bind(x)
 def cos(x): return cos_p.bind(x)
 def tan(x): return tan_p.bind(x)

@@ -203,6 +203,18 @@ def sign(x):
     return lax.sign(_as_operand(x))
 
 
+def floor(x):
+    return lax.floor(_as_operand(x))
+
+
+def ceil(x):
+    return lax.ceil(_as_operand(x))
+
+
+def round(x):  # noqa: A001  (JAX's name)
+    return lax.round(_as_operand(x))
+
+
 def divide(x, y):
     """True division: integers are divided as floats."""
     x, y = _promote(x, y)
