@@ -6,7 +6,7 @@ import os
 import platform
 import sys
 
-from benchmarks.measures import MEASURES, Row
+from benchmarks.measures import MEASURES, WOULD_TAKE, Row
 
 
 def machine() -> str:
@@ -63,6 +63,8 @@ def main(argv: list[str]) -> int:
             print(f"\n# {r.number} missed its target ({r.measure}: {r.ratio:.3g}×, "
                   f"{r.target}); where minijax spends its time:")
             print(r.why() if r.why else "(no profile)")
+            print(f"What meeting it would take: "
+                  f"{WOULD_TAKE.get(r.number, 'see the README, The missed targets')}.")
     return 0
 
 

@@ -56,6 +56,19 @@ def _row(number, measure, mine, other, ratio, limit=None, at_least=False, why=No
     return Row(number, measure, mine, other, ratio, target, met, None if met else why)
 
 
+# What meeting a target would take, printed under its profile when it is missed
+# (the README's "The missed targets" says more).
+WOULD_TAKE = {
+    1: "fewer layers per primitive: linearizing without partial evaluation (JAX's direct "
+       "linearization) and symbolic zero tangents, which the chapters would then teach",
+    2: "a dispatch path written in C, as jax.jit has, or a second Python path beside "
+       "bind for calls outside any transformation",
+    4: "long jaxprs are already compiled in pieces (jit.split_into_pieces) because "
+       "CPython's compile() grows faster than a function's length; beyond that, smaller "
+       "pieces, or fewer objects allocated per traced equation",
+}
+
+
 # ---------------------------------------------------------------------------
 # 1. Eager grad of a tiny function: the cost of tracing and transposing.
 
