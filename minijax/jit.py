@@ -237,8 +237,10 @@ def split_into_pieces(jaxpr: Jaxpr, name: str) -> Jaxpr:
     """The same computation as a chain of ``jit`` equations, each running at most
     MAX_EQUATIONS_PER_FUNCTION of ``jaxpr``'s equations: each piece is then
     compiled on its own, and the whole in time proportional to its length."""
-    eqns = live_equations(jaxpr)
     size = MAX_EQUATIONS_PER_FUNCTION
+    if len(jaxpr.eqns) <= size:  # short: no need to find its live equations
+        return jaxpr
+    eqns = live_equations(jaxpr)
     if len(eqns) <= size:
         return jaxpr
     # From the last piece back: a piece returns what is read after it.

@@ -11,7 +11,7 @@ from typing import Callable
 
 from minijax import dtypes, lax
 from minijax.core import (
-    Trace, Tracer, concrete_or_error, full_lower, get_aval, new_main, to_array)
+    Trace, Tracer, concrete_or_error, full_lower, get_aval, new_main)
 from minijax.tree_util import flatten_fun, tree_flatten, tree_unflatten
 
 
@@ -105,10 +105,6 @@ def check_tangent(primal_aval, tangent_aval) -> None:
         raise TypeError(f"primal and tangent arguments to jvp do not match; dtypes must "
                         f"be equal, got {primal_aval.dtype.name} and "
                         f"{tangent_aval.dtype.name}")
-
-
-def to_array_or_tracer(x):
-    return x if isinstance(x, Tracer) else to_array(x)
 
 
 # ---------------------------------------------------------------------------

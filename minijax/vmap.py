@@ -17,7 +17,6 @@ from minijax import lax
 from minijax.core import Trace, Tracer, concrete_or_error, full_lower, full_raise, get_aval, new_main
 from minijax.jaxpr import Jaxpr, cache_per_jaxpr, closure_convert, jaxpr_as_fun, trace_to_jaxpr
 from minijax.jit import jit_p
-from minijax.jvp import to_array_or_tracer
 from minijax.tree_util import (
     broadcast_prefix, flatten_fun, leaf_paths, tree_flatten, tree_unflatten)
 
@@ -152,7 +151,6 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0,
                       for x, ax in zip(args_flat, axes_flat)]
         size = _axis_size(fun, args, args_flat, axes_flat, axis_size)  # axes as given
         flat_fun, out_tree = flatten_fun(fun, in_tree)
-        args_flat = [to_array_or_tracer(x) for x in args_flat]
         outs, dims_out = vmap_flat(flat_fun, size, normalized, args_flat)
         out_axes_flat = _axes_per_leaf(out_axes, tree_unflatten(out_tree.get(), outs),
                                           "out_axes")
@@ -334,10 +332,10 @@ def vmap_jaxpr(jaxpr: Jaxpr, axis_size: int, dims_in: tuple) -> tuple[Jaxpr, lis
 
 
 for _p in (lax.neg_p, lax.sign_p, lax.floor_p, lax.ceil_p, lax.round_p, lax.sin_p,
-           lax.cos_p, lax.tan_p, lax.tanh_p, lax.exp_p, lax.log_p, lax.log1p_p, lax.expm1_p, lax.sqrt_p, lax.abs_p, lax.add_p, lax.sub_p,
-           lax.mul_p, lax.div_p, lax.max_p, lax.min_p, lax.pow_p, lax.lt_p, lax.le_p,
-           lax.gt_p, lax.ge_p, lax.eq_p, lax.ne_p, lax.integer_pow_p,
-           lax.convert_element_type_p):
+           lax.cos_p, lax.tan_p, lax.tanh_p, lax.exp_p, lax.log_p, lax.log1p_p, lax.expm1_p,
+           lax.sqrt_p, lax.abs_p, lax.add_p, lax.sub_p, lax.mul_p, lax.div_p, lax.max_p,
+           lax.min_p, lax.pow_p, lax.lt_p, lax.le_p, lax.gt_p, lax.ge_p, lax.eq_p, lax.ne_p,
+           lax.integer_pow_p, lax.convert_element_type_p):
     _elementwise_rule(_p)
 _reduce_rule(lax.reduce_sum_p)
 _reduce_rule(lax.reduce_max_p)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import importlib
 import io
 from pathlib import Path
@@ -80,8 +81,16 @@ def _printed(cell: nbformat.NotebookNode) -> str:
     return "".join(out.get("text", "") for out in cell.get("outputs", []))
 
 
+def checks_of(path: Path) -> list[str]:
+    """The check functions a chapter defines, in order."""
+    return [name for cell in exercise_cells(path)
+            if cell.metadata["exercise"] == "check" for name in check_names(cell)]
+
+
+@functools.cache
 def run_exercises(path: Path) -> dict:
-    """Run a chapter's check and solution cells, in order, in one fresh namespace."""
+    """Run a chapter's check and solution cells, in order, in one fresh namespace
+    (once per chapter: both tests below use it, and neither changes it)."""
     namespace: dict = {}
     with contextlib.redirect_stdout(io.StringIO()):
         for cell in exercise_cells(path):
@@ -111,19 +120,15 @@ def test_exercise_cells_follow_the_layout(path):
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
 def test_solutions_pass_their_checks_outside_the_chapter(path):
-    namespace = run_exercises(path)
-    checks = {name for cell in exercise_cells(path)
-              if cell.metadata["exercise"] == "check" for name in check_names(cell)}
-    assert checks <= namespace.keys()
+    assert set(checks_of(path)) <= run_exercises(path).keys()
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=IDS)
 def test_every_check_fails_on_its_wrong_answers(path):
     namespace = run_exercises(path)
     mistakes = mistakes_for(path)
-    checks = [name for cell in exercise_cells(path)
-              if cell.metadata["exercise"] == "check" for name in check_names(cell)]
-    assert sorted(mistakes) == sorted(checks), "every check needs wrong answers, and only checks"
+    assert sorted(mistakes) == sorted(checks_of(path)), \
+        "every check needs wrong answers, and only checks"
     for name, answers in mistakes.items():
         assert answers, f"{name}: no wrong answers"
         for answer in answers:

@@ -185,6 +185,11 @@ def test_unchanged_aux_input_is_returned_as_given():
     assert_same(lambda jax, jnp: jax.grad(lambda x: (x * 2.0, x), has_aux=True)(3.0))
 
 
+def test_vmap_returns_an_unchanged_input_as_given():
+    assert_same(lambda jax, jnp: (jax.vmap(lambda x: x)(np.ones(3)),
+                                  jax.vmap(lambda x: x * 2)(np.ones(3))))
+
+
 # ---------------------------------------------------------------------------
 # Known differences from JAX
 
