@@ -17,7 +17,7 @@ import numpy as np
 
 import minijax
 import minijax.numpy as mjnp
-from minijax.jit import compile_jaxpr
+from minijax.pjit import compile_jaxpr
 
 LENGTHS = (1_000, 10_000)
 REPEATS = 5

@@ -62,6 +62,9 @@ class ShapedArray:
     def __hash__(self):
         return hash((self.shape, self.dtype, self.weak_type))
 
+    def __str__(self):  # as tracers show their types: ~ marks a weak type
+        return f"{'~' if self.weak_type else ''}{self.str_short(short_dtypes=False)}"
+
     def __repr__(self):
         weak = ", weak_type=True" if self.weak_type else ""
         return f"ShapedArray({self.dtype.name}[{','.join(map(str, self.shape))}]{weak})"
@@ -252,6 +255,50 @@ def to_array(x) -> Array:
 
 
 # ---------------------------------------------------------------------------
+# The current trace.
+#
+# At any moment exactly one trace is *current*: the one that receives every
+# primitive that is bound.  With no transformation active it is the evaluation
+# trace, which just computes.  A transformation makes its own trace current
+# while it runs the user's function; a trace, in turn, makes its parent current
+# while it runs a rule, so the operations of the rule go to the transformation
+# below it.  Dispatch depends on this context only, never on the arguments.
+
+
+class TraceCtx:
+    """Where the current trace is kept (JAX keeps it per thread)."""
+
+    __slots__ = ("trace",)
+
+    def __init__(self):
+        self.trace: Trace | None = None
+
+
+trace_ctx = TraceCtx()
+
+
+@contextmanager
+def set_current_trace(trace: Trace):
+    """Make ``trace`` current for the duration of the block."""
+    previous, trace_ctx.trace = trace_ctx.trace, trace
+    try:
+        yield
+    finally:
+        trace_ctx.trace = previous
+
+
+@contextmanager
+def take_current_trace():
+    """Hand out the current trace and make the evaluation trace current meanwhile:
+    how a transformation finds the trace it will stack its own on."""
+    previous, trace_ctx.trace = trace_ctx.trace, eval_trace
+    try:
+        yield previous
+    finally:
+        trace_ctx.trace = previous
+
+
+# ---------------------------------------------------------------------------
 # Primitives and bind.
 
 
@@ -259,8 +306,9 @@ class Primitive:
     """A named operation that every trace knows how to process.
 
     ``impl`` runs it on NumPy arrays; ``abstract_eval`` gives the shapes and dtypes
-    of its results from those of its arguments.  Other modules register further
-    rules (derivative, batching, transposition) in tables keyed by the primitive.
+    of its results from those of its arguments.  The transformations register
+    further rules (derivative, transposition, batching) in tables keyed by the
+    primitive.
     """
 
     multiple_results = False
@@ -282,65 +330,73 @@ class Primitive:
         return rule
 
     def bind(self, *args, **params):
-        trace = find_top_trace(args)
-        tracers = [full_raise(trace, arg) for arg in args]
-        outs = self.bind_with_trace(trace, tracers, params)
-        if self.multiple_results:
-            return [full_lower(out) for out in outs]
-        return full_lower(outs)
+        """Apply the primitive: the current trace decides what that means."""
+        for arg in args:
+            if isinstance(arg, Tracer) and arg._trace._invalidated:
+                raise UnexpectedTracerError(escaped_tracer_message(arg))
+        # As in JAX, the evaluation trace is current while a trace processes the
+        # primitive: a trace must say which trace its rules run in.
+        trace, trace_ctx.trace = trace_ctx.trace, eval_trace
+        try:
+            return self.bind_with_trace(trace, args, params)
+        finally:
+            trace_ctx.trace = trace
 
-    def bind_with_trace(self, trace: Trace, tracers, params):
+    def bind_with_trace(self, trace: Trace, args, params: dict):
         """Hand the primitive to ``trace``.  Primitives that carry Python functions
-        instead of plain operands (custom rules) override this to call the
-        trace's dedicated method."""
-        return trace.process_primitive(self, tracers, params)
+        (custom rules) override this to call the trace's method for them."""
+        return trace.process_primitive(self, args, params)
+
+    def get_bind_params(self, params: dict) -> tuple[list, dict]:
+        """The functions and parameters to bind a staged equation of this primitive
+        with: its parameters as they are, for most primitives."""
+        return [], params
 
 
 # ---------------------------------------------------------------------------
 # Traces and tracers.
 
 
-class MainTrace:
-    """One active transformation: its level on the stack and its trace type.
+class TraceTag:
+    """What a transformation's tracers are recognised by.  A trace made again
+    for the same transformation (to run a rule, say) gets the same tag, so the
+    tracers of the first are its own too."""
 
-    ``global_data`` is whatever the transformation needs to share among its
-    tracers (the jaxpr being built, the vmap axis size...).
-    """
-
-    def __init__(self, level: int, trace_type: type, global_data: Any = None):
-        self.level = level
-        self.trace_type = trace_type
-        self.global_data = global_data
-        # Why its tracers may not be used right now (None: they may).
-        self.inactive_reason: str | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.inactive_reason is None
-
-    def __repr__(self):
-        return f"MainTrace({self.level}, {self.trace_type.__name__})"
+    __slots__ = ()
 
 
 class Trace:
     """How one transformation interprets primitives.
 
-    ``pure`` and ``lift`` turn a value from outside the transformation (a
-    constant, or a tracer of an outer transformation) into one of its tracers;
-    ``process_primitive`` applies a primitive to its tracers.
+    A trace is made with its *parent*, the trace that was current when the
+    transformation started, and a tag.  It treats its own tracers (those with its
+    tag) as values it transforms and every other value as a constant, and it runs
+    its rules with the parent current.  When the transformation ends, the trace
+    is invalidated, and so are its tracers.
     """
 
-    def __init__(self, main: MainTrace):
-        self.main = main
+    def __init__(self, parent_trace: Trace | None = None, tag: TraceTag | None = None):
+        self.parent_trace = parent_trace
+        self.tag = TraceTag() if tag is None else tag
+        self._invalidated = False
 
-    def pure(self, val):
+    def invalidate(self) -> None:
+        self._invalidated = True
+
+    def is_valid(self) -> bool:
+        return not self._invalidated
+
+    def process_primitive(self, primitive: Primitive, args, params: dict):
         raise NotImplementedError(type(self).__name__)
 
-    def lift(self, val):
+    def process_custom_jvp_call(self, primitive, fun, jvp, args, **params):
         raise NotImplementedError(type(self).__name__)
 
-    def process_primitive(self, primitive: Primitive, tracers, params):
+    def process_custom_vjp_call(self, primitive, fun, fwd, bwd, args, **params):
         raise NotImplementedError(type(self).__name__)
+
+    def __repr__(self):
+        return type(self).__name__
 
 
 class Tracer(ArrayMethods):
@@ -353,12 +409,15 @@ class Tracer(ArrayMethods):
 
     __slots__ = ("_trace",)
 
-    def full_lower(self):
-        return self
+    def to_concrete_value(self):
+        """The concrete value behind this tracer, or None if there is none."""
+        return None
 
     def concrete_value(self, reason: str):
-        """The concrete value behind this tracer, for Python code that needs one."""
-        raise ConcretizationTypeError(_abstract_value_message(self, reason))
+        value = self.to_concrete_value()
+        if value is None:
+            raise ConcretizationTypeError(_abstract_value_message(self, reason))
+        return value
 
     def __bool__(self):
         try:
@@ -391,8 +450,16 @@ class Tracer(ArrayMethods):
             f"The numpy.ndarray conversion method __array__() was called on traced "
             f"array with shape {self.aval.str_short()}.\n{_WHY_NOT_CONCRETE}")
 
+    def _short_repr(self) -> str:
+        return f"{type(self).__name__}<{self.aval}>"
+
     def __repr__(self):
-        return f"Traced<{self.aval.str_short()}>with<{type(self._trace).__name__}>"
+        return self._short_repr()
+
+
+def short_repr(x) -> str:
+    """How a tracer shows a value it holds: a tracer briefly, an array by its values."""
+    return x._short_repr() if isinstance(x, Tracer) else str(x)
 
 
 _WHY_NOT_CONCRETE = (
@@ -408,22 +475,40 @@ def _abstract_value_message(tracer: Tracer, reason: str) -> str:
             f"The problem arose with the `{reason}` function.\n{_WHY_NOT_CONCRETE}")
 
 
+def escaped_tracer_message(tracer: Tracer) -> str:
+    """JAX's words for a tracer used outside the transformation that made it."""
+    return (f"Encountered an unexpected tracer. A function transformed by JAX had a side "
+            f"effect, allowing for a reference to an intermediate value with type "
+            f"{tracer.aval.str_short()} wrapped in a {type(tracer).__name__} to escape "
+            f"the scope of the transformation.\nJAX transformations require that "
+            f"functions explicitly return their outputs, and disallow saving "
+            f"intermediate values to global state.")
+
+
 class EvalTrace(Trace):
-    """The bottom of the stack: no transformation, primitives just run."""
+    """The trace at the bottom: no transformation, primitives just run."""
 
-    def pure(self, val):
-        return val
-
-    lift = pure
-
-    def process_primitive(self, primitive, values, params):
-        arrays = [to_array(v) for v in values]
+    def process_primitive(self, primitive, args, params):
+        arrays = [_eval_operand(x) for x in args]
         out_avals = primitive.abstract_eval(*[a.aval for a in arrays], **params)
         with np.errstate(all="ignore"):  # overflow gives inf, as in JAX, without warnings
             outs = primitive.impl(*[a._value for a in arrays], **params)
         if primitive.multiple_results:
             return [_as_array(o, aval) for o, aval in zip(outs, out_avals)]
         return _as_array(outs, out_avals)
+
+    def process_custom_jvp_call(self, primitive, fun, jvp, args, **params):
+        return fun(*args)  # no derivative is asked for: the rule never runs
+
+    def process_custom_vjp_call(self, primitive, fun, fwd, bwd, args, **params):
+        return fun(*args)
+
+
+def _eval_operand(x) -> Array:
+    """A tracer reaching the evaluation trace was used outside its transformation."""
+    if isinstance(x, Tracer):
+        raise UnexpectedTracerError(escaped_tracer_message(x))
+    return to_array(x)
 
 
 def _as_array(value, aval: ShapedArray) -> Array:
@@ -432,88 +517,8 @@ def _as_array(value, aval: ShapedArray) -> Array:
     return array
 
 
-# The stack of active transformations; the evaluation trace is always at the bottom.
-trace_stack: list[MainTrace] = [MainTrace(0, EvalTrace)]
-# The innermost staging transformation (jit, make_jaxpr): it sees every
-# primitive, even one applied to constants only, so constants are staged too.
-dynamic_trace: MainTrace | None = None
-
-
-@contextmanager
-def new_main(trace_type: type, global_data: Any = None):
-    main = MainTrace(len(trace_stack), trace_type, global_data)
-    trace_stack.append(main)
-    try:
-        yield main
-    finally:
-        trace_stack.pop()
-        main.inactive_reason = "after the transformation that created it had finished"
-
-
-@contextmanager
-def new_dynamic(main: MainTrace):
-    global dynamic_trace
-    previous, dynamic_trace = dynamic_trace, main
-    try:
-        yield
-    finally:
-        dynamic_trace = previous
-
-
-@contextmanager
-def suspended(mains: list[MainTrace], reason: str):
-    """Run code during which the tracers of ``mains`` may not be used."""
-    previous = [m.inactive_reason for m in mains]
-    for m in mains:
-        m.inactive_reason = reason
-    try:
-        yield
-    finally:
-        for m, r in zip(mains, previous):
-            m.inactive_reason = r
-
-
-def find_top_trace(args) -> Trace:
-    """The trace of the innermost transformation among ``args``' tracers."""
-    top = trace_stack[0]
-    for arg in args:
-        if isinstance(arg, Tracer):
-            main = arg._trace.main
-            if not main.active:
-                raise UnexpectedTracerError(_leak_message(arg))
-            if main.level > top.level:
-                top = main
-    if dynamic_trace is not None and dynamic_trace.level > top.level:
-        top = dynamic_trace
-    return top.trace_type(top)
-
-
-def full_raise(trace: Trace, val):
-    """Make ``val`` a tracer of ``trace``, lifting it from an outer level."""
-    if not isinstance(val, Tracer):
-        return trace.pure(val)
-    main = val._trace.main
-    if main is trace.main:
-        return val
-    if main.active and main.level < trace.main.level:
-        return trace.lift(val)
-    raise UnexpectedTracerError(_leak_message(val))
-
-
-def full_lower(val):
-    return val.full_lower() if isinstance(val, Tracer) else val
-
-
-def _leak_message(tracer: Tracer) -> str:
-    main = tracer._trace.main
-    return (
-        f"Encountered an unexpected tracer: a value of type {tracer.aval.str_short()} "
-        f"traced by {type(tracer._trace).__name__} was used {main.inactive_reason}. "
-        f"A transformed function must return every value it computes and take every "
-        f"value it depends on as an argument: a value saved in a global, a list or an "
-        f"object outside the function, or closed over by a function with a custom "
-        f"derivative rule, escapes its transformation. Return it, or pass it in as an "
-        f"argument.")
+eval_trace = EvalTrace()
+trace_ctx.trace = eval_trace
 
 
 def concrete_or_error(x, reason: str):

@@ -1,17 +1,22 @@
-"""custom_jvp: a function whose derivative is a rule you write.
+"""Custom derivative rules: ``custom_jvp`` and ``custom_vjp`` (JAX's ``custom_derivatives.py``).
 
 Calling a ``custom_jvp`` function binds ``custom_jvp_call``, a primitive that
-carries two Python functions instead of a fixed operation: ``fun`` and its
-JVP rule.  Each trace decides what to do with them (``process_custom_jvp_call``):
+carries two Python functions instead of a fixed operation: ``fun`` and its JVP
+rule.  ``bind`` hands both to the current trace's ``process_custom_jvp_call``:
 
-- evaluation runs ``fun`` and never the rule;
-- forward mode runs the rule on primals and tangents, in place of
-  differentiating ``fun``;
-- staging (jit, make_jaxpr) records one equation that keeps ``fun`` as a jaxpr
-  and the rule for later;
-- batching batches both ``fun`` and the rule;
-- partial evaluation (under ``grad``) only ever sees the tangent half of the
-  rule, which is then transposed like any other linear computation.
+- the evaluation trace runs ``fun`` and never the rule;
+- ``JVPTrace`` and ``LinearizeTrace`` run the rule on primals and tangents, in
+  place of differentiating ``fun``;
+- ``DynamicJaxprTrace`` (jit, make_jaxpr) records one equation that keeps
+  ``fun`` as a jaxpr and the rule for later;
+- ``BatchTrace`` batches both ``fun`` and the rule.
+
+A ``custom_vjp`` function has two rules: ``fwd`` computes the output and the
+*residuals* the backward pass will need, and ``bwd`` maps residuals and an
+output cotangent to input cotangents.  Its ``custom_vjp_call`` is processed
+like ``custom_jvp_call``, except under differentiation: there ``fwd`` gives the
+output, and the tangent is ``custom_lin``, a linear primitive whose transpose
+is ``bwd`` (see ``ad.py``).
 """
 from __future__ import annotations
 
@@ -19,148 +24,72 @@ import functools
 import inspect
 from typing import Callable
 
-from minijax.core import (
-    EvalTrace, Primitive, Trace, Tracer, find_top_trace, get_aval, suspended, trace_stack)
-from minijax.jaxpr import (
-    JaxprEqn, JaxprTrace, JaxprTracer, closure_convert, jaxpr_as_fun, trace_to_jaxpr)
-from minijax.jit import compile_jaxpr
-from minijax.jvp import JVPTrace, JVPTracer
-from minijax.lax import zeros_like
-from minijax.partial_eval import PartialEvalTrace
-from minijax.tree_util import Store, flatten_fun, tree_flatten, tree_map, tree_unflatten
-from minijax.vmap import BatchTrace, BatchTracer, batch_to_front
+from minijax.core import Primitive, Trace, Tracer, get_aval
+from minijax.errors import UnexpectedTracerError
+from minijax.jaxpr import jaxpr_as_fun
+from minijax.lax.lax import zeros_like
+from minijax.partial_eval import zeros_like_aval
+from minijax.pjit import compile_jaxpr
+from minijax.tree_util import (
+    Store, broadcast_prefix, flatten_fun, tree_flatten, tree_map, tree_unflatten)
 
 
-class CustomCallPrimitive(Primitive):
-    """A call with custom rules.  It belongs to the innermost transformation among
-    its arguments.  Differentiations above that one are suspended while it runs:
-    ``fun`` or a rule closing over one of their values is an error, since the
-    derivative with respect to that value could not be taken, as in JAX.  (Closing
-    over values of jit or vmap is fine: staging and batching lose nothing.)"""
-
-    multiple_results = True
-
-    def bind(self, *args, **params):
-        level = find_top_trace(args).main.level
-        above = [m for m in trace_stack if m.level > level and m.trace_type is JVPTrace]
-        with suspended(above, CLOSURE):
-            return super().bind(*args, **params)
-
-
-CLOSURE = ("inside a function with a custom derivative rule (or inside its rule) "
-            "that closes over it instead of taking it as an argument")
-
-
-class CustomJVPCallPrimitive(CustomCallPrimitive):
-    """``custom_jvp_call``: bound with params ``fun`` and ``jvp`` (Python functions
-    of flat arguments) or, once staged, ``call_jaxpr`` and ``jvp``."""
-
-    def bind_with_trace(self, trace: Trace, tracers, params):
-        fun, jvp = params.get("fun"), params["jvp"]
-        if fun is None:
-            # Staged, fun has known output types, which the rule must reproduce.
-            fun = jaxpr_as_fun(params["call_jaxpr"])
-            jvp = _check_rule_primals(jvp, params["call_jaxpr"].out_avals, params["name"])
-        process = process_custom_jvp_call[type(trace)]
-        return process(trace, self, fun, jvp, tracers, name=params["name"])
-
-
-custom_jvp_call_p = CustomJVPCallPrimitive("custom_jvp_call")
-
-
-def custom_call_abstract_eval(*avals, call_jaxpr, **_):
-    return call_jaxpr.out_avals
-
-
-def custom_call_impl(*args, call_jaxpr, **_):
-    """Evaluated (e.g. in jitted code), a custom-rule call is just its function."""
+def _custom_call_impl(*args, call_jaxpr, **_):
+    """Evaluated in compiled code, a custom-rule call is just its function."""
     return compile_jaxpr(call_jaxpr)(*args)
 
 
-custom_jvp_call_p.def_abstract_eval(custom_call_abstract_eval)
-custom_jvp_call_p.def_impl(custom_call_impl)
+def _custom_call_abstract_eval(*avals, call_jaxpr, **_):
+    return call_jaxpr.out_avals
+
+
+class CustomJVPCallPrimitive(Primitive):
+    """``custom_jvp_call``: bound with ``fun`` and ``jvp`` (Python functions of
+    flat arguments) before the arguments; once staged, the equation keeps
+    ``call_jaxpr`` in place of ``fun``."""
+
+    multiple_results = True
+
+    def bind_with_trace(self, trace: Trace, args, params):
+        fun, jvp, *args = args
+        return trace.process_custom_jvp_call(self, fun, jvp, args, **params)
+
+    def get_bind_params(self, params: dict) -> tuple[list, dict]:
+        """How a staged equation is bound again: its jaxpr becomes ``fun``, and
+        the rule must give primals of the jaxpr's output types."""
+        params = dict(params)
+        call_jaxpr = params.pop("call_jaxpr")
+        params.pop("num_consts", None)
+        jvp = _check_rule_primals(params.pop("jvp"), call_jaxpr.out_avals, params["name"])
+        return [jaxpr_as_fun(call_jaxpr), jvp], params
+
+
+class CustomVJPCallPrimitive(Primitive):
+    """``custom_vjp_call``: bound with ``fun``, ``fwd`` and ``bwd`` (flat functions)
+    before the arguments, and ``out_tree`` (fun's output structure)."""
+
+    multiple_results = True
+
+    def bind_with_trace(self, trace: Trace, args, params):
+        fun, fwd, bwd, *args = args
+        return trace.process_custom_vjp_call(self, fun, fwd, bwd, args, **params)
+
+    def get_bind_params(self, params: dict) -> tuple[list, dict]:
+        params = dict(params)
+        call_jaxpr = params.pop("call_jaxpr")
+        params.pop("num_consts", None)
+        return [jaxpr_as_fun(call_jaxpr), params.pop("fwd"), params.pop("bwd")], params
+
+
+custom_jvp_call_p = CustomJVPCallPrimitive("custom_jvp_call")
+custom_vjp_call_p = CustomVJPCallPrimitive("custom_vjp_call")
+for _p in (custom_jvp_call_p, custom_vjp_call_p):
+    _p.def_impl(_custom_call_impl)
+    _p.def_abstract_eval(_custom_call_abstract_eval)
 
 
 # ---------------------------------------------------------------------------
-# How each kind of trace processes the call, as JAX's traces do in their
-# ``process_custom_jvp_call`` methods.
-
-
-def _eval_custom_jvp_call(trace, primitive, fun, jvp, tracers, *, name):
-    return fun(*tracers)  # no derivative is asked for: the rule never runs
-
-
-def _jvp_custom_jvp_call(trace, primitive, fun, jvp, tracers, *, name):
-    primals = [t.primal for t in tracers]
-    tangents = [t.tangent for t in tracers]
-    with suspended([trace.main], CLOSURE):  # the rule sees only its arguments
-        outs = jvp(*primals, *tangents)  # the rule replaces differentiating fun
-    half = len(outs) // 2
-    return [JVPTracer(trace, p, t) for p, t in zip(outs[:half], outs[half:])]
-
-
-def _staged_custom_jvp_call(trace, primitive, fun, jvp, tracers, *, name):
-    return stage_custom_call(trace, primitive, fun, tracers, dict(jvp=jvp),
-                             lambda consts: dict(jvp=_skip_consts(jvp, len(consts))), name=name)
-
-
-def stage_custom_call(trace, primitive, fun, tracers, rules: dict,
-                      rules_with_consts: Callable[[list], dict], **params):
-    """Record one equation for a call with custom rules: ``fun`` staged as a
-    jaxpr, the rules kept as the Python functions they are, to run later."""
-    jaxpr, consts = trace_to_jaxpr(fun, [t.aval for t in tracers])
-    if consts:
-        # Values fun closes over become explicit leading arguments, which the
-        # rules are adapted to take.  Bound again, the call goes to the innermost
-        # transformation among them too (a vmap that fun closes over, say).
-        return primitive.bind(*consts, *tracers, call_jaxpr=closure_convert(jaxpr),
-                              **rules_with_consts(consts), **params)
-    outs = [JaxprTracer(trace, aval) for aval in jaxpr.out_avals]
-    builder = trace.builder
-    builder.add_eqn(JaxprEqn(
-        primitive, [builder.var_of(t) for t in tracers],
-        dict(call_jaxpr=jaxpr, **rules, **params), [builder.add_var(t) for t in outs]))
-    return outs
-
-
-def _skip_consts(jvp: Callable, num_consts: int) -> Callable:
-    @functools.wraps(jvp)
-    def jvp_without_consts(*primals_and_tangents):
-        n = len(primals_and_tangents) // 2
-        primals, tangents = primals_and_tangents[:n], primals_and_tangents[n:]
-        return jvp(*primals[num_consts:], *tangents[num_consts:])
-    return jvp_without_consts
-
-
-def _partial_eval_custom_jvp_call(trace, primitive, fun, jvp, tracers, *, name):
-    if all(t.pval.is_known for t in tracers):
-        # Known values: the call belongs to the traces below, rule and all.
-        return primitive.bind(*[t.pval.const for t in tracers], fun=fun, jvp=jvp, name=name)
-    # Unknown values are tangents (the JVP trace above has already used the
-    # rule), so only fun's linear computation is needed: run it.
-    return fun(*tracers)
-
-
-def _batch_custom_jvp_call(trace, primitive, fun, jvp, tracers, *, name):
-    vals = [t.val for t in tracers]
-    dims = [t.batch_dim for t in tracers]
-    batch = functools.partial(batch_to_front, trace.axis_size)
-    # Outputs of both are batched at axis 0, so the batched rule matches fun.
-    outs = primitive.bind(*vals, fun=batch(fun, dims), jvp=batch(jvp, dims * 2), name=name)
-    return [BatchTracer(trace, o, 0) for o in outs]
-
-
-process_custom_jvp_call: dict[type, Callable] = {
-    EvalTrace: _eval_custom_jvp_call,
-    JVPTrace: _jvp_custom_jvp_call,
-    JaxprTrace: _staged_custom_jvp_call,
-    PartialEvalTrace: _partial_eval_custom_jvp_call,
-    BatchTrace: _batch_custom_jvp_call,
-}
-
-
-# ---------------------------------------------------------------------------
-# The user-facing decorator.
+# custom_jvp.
 
 
 class custom_jvp:  # noqa: N801  (JAX's name)
@@ -207,7 +136,8 @@ class custom_jvp:  # noqa: N801  (JAX's name)
         # Whichever of fun and the rule runs records the output structure.
         flat_jvp = _flatten_jvp(jvp, in_tree, out_tree, name,
                                 getattr(self.jvp, "__name__", "jvp"))
-        outs = custom_jvp_call_p.bind(*args_flat, fun=flat_fun, jvp=flat_jvp, name=name)
+        outs = custom_jvp_call_p.bind(flat_fun, flat_jvp, *args_flat, name=name,
+                                      symbolic_zeros=False)
         return tree_unflatten(out_tree.get(), outs)
 
 
@@ -322,5 +252,162 @@ def _check_rule_primals(jvp: Callable, out_avals: list, name: str) -> Callable:
     return checked_jvp
 
 
+def _check_rule_primals(jvp: Callable, out_avals: list, name: str) -> Callable:
+    """The rule of a staged function, checking that its primal outputs have the
+    function's output types (known only once the function has been staged)."""
+    @functools.wraps(jvp)
+    def checked_jvp(*primals_and_tangents):
+        outs = jvp(*primals_and_tangents)
+        rule_avals = [get_aval(p) for p in outs[:len(outs) // 2]]
+        if [(a.shape, a.dtype) for a in rule_avals] != [(a.shape, a.dtype) for a in out_avals]:
+            raise TypeError(
+                f"Custom JVP rule {jvp.__name__} for function {name} must produce a pair "
+                f"(list or tuple of length two) where the first element represents the "
+                f"primal output (equal in value to the output of the custom_jvp-decorated "
+                f"function {name}, and in particular with leaves of the same "
+                f"shape/dtype), but instead the JVP rule output's first element had "
+                f"shapes/dtypes of: {[a.str_short() for a in rule_avals]}, while {name} "
+                f"returns {[a.str_short() for a in out_avals]}.")
+        return outs
+    return checked_jvp
+
+
 def _add_trees(a, b):
     return tree_map(lambda x, y: x + y, a, b)
+
+
+# ---------------------------------------------------------------------------
+# custom_vjp.
+
+
+class custom_vjp:  # noqa: N801  (JAX's name)
+    """Give ``fun`` a custom backward pass: ``@custom_vjp`` then ``f.defvjp(fwd, bwd)``.
+
+    ``fwd`` has ``fun``'s signature and returns ``(output, residuals)``;
+    ``bwd(residuals, output_cotangent)`` returns a tuple with one cotangent per
+    argument (None for zero).  Arguments in ``nondiff_argnums`` are passed to
+    ``bwd`` first and get no cotangent.
+    """
+
+    def __init__(self, fun: Callable, nondiff_argnums: tuple[int, ...] = ()):
+        functools.update_wrapper(self, fun)
+        self.fun = fun
+        self.nondiff_argnums = tuple(nondiff_argnums)
+        self.fwd: Callable | None = None
+        self.bwd: Callable | None = None
+
+    def defvjp(self, fwd: Callable, bwd: Callable) -> None:
+        self.fwd = fwd
+        self.bwd = bwd
+
+    def __call__(self, *args, **kwargs):
+        name = getattr(self.fun, "__name__", "fun")
+        if self.fwd is None:
+            raise AttributeError(f"No VJP defined for custom_vjp function {name} using defvjp.")
+        args = resolve_kwargs(self.fun, args, kwargs, name, "custom_vjp")
+        nondiff = {i: args[i] for i in self.nondiff_argnums}
+        _check_no_tracers(nondiff)
+        dynamic = [a for i, a in enumerate(args) if i not in nondiff]
+        args_flat, in_tree = tree_flatten(tuple(dynamic))
+        merge = functools.partial(_merge, nondiff, len(args))
+        out_tree, res_tree = Store(), Store()
+        flat_fun, fun_out_tree = flatten_fun(lambda *dyn: self.fun(*merge(dyn)), in_tree)
+        flat_fwd = _flatten_fwd(lambda *dyn: self.fwd(*merge(dyn)), in_tree, out_tree,
+                                res_tree, name, _name(self.fwd))
+        flat_bwd = _flatten_bwd(lambda res, ct: self.bwd(*nondiff.values(), res, ct),
+                                tuple(dynamic), out_tree, res_tree, _name(self.bwd))
+        outs = custom_vjp_call_p.bind(_recording(flat_fun, fun_out_tree, out_tree), flat_fwd,
+                                      flat_bwd, *args_flat, out_tree=out_tree, name=name,
+                                      symbolic_zeros=False)
+        return tree_unflatten(out_tree.get(), outs)
+
+
+def _name(f) -> str:
+    return getattr(f, "__name__", type(f).__name__)
+
+
+def _merge(nondiff: dict, count: int, dynamic) -> list:
+    dynamic = iter(dynamic)
+    return [nondiff[i] if i in nondiff else next(dynamic) for i in range(count)]
+
+
+def _check_no_tracers(nondiff: dict) -> None:
+    for value in nondiff.values():
+        if any(isinstance(leaf, Tracer) for leaf in tree_flatten(value)[0]):
+            raise UnexpectedTracerError(
+                "Found a traced value passed as an argument to a custom_vjp function in "
+                "a position indicated by nondiff_argnums as non-differentiable. Traced "
+                "values cannot be passed as non-differentiable arguments to custom_vjp "
+                "functions; use nondiff_argnums only for arguments that are not arrays, "
+                "such as functions, and pass arrays as ordinary arguments (returning a "
+                "zero cotangent for them from bwd).")
+
+
+def _recording(flat_fun: Callable, fun_out_tree: Store, out_tree: Store) -> Callable:
+    """fun, also recording its output structure where the rules look for it."""
+    @functools.wraps(flat_fun)
+    def run(*args):
+        outs = flat_fun(*args)
+        out_tree.set(fun_out_tree.get())
+        return outs
+    return run
+
+
+def _flatten_fwd(fwd: Callable, in_tree, out_tree: Store, res_tree: Store,
+                 primal_name: str, fwd_name: str) -> Callable:
+    def flat_fwd(*args):
+        pair = fwd(*tree_unflatten(in_tree, args))
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise TypeError(f"Custom VJP fwd rule {fwd_name} for function {primal_name} "
+                            f"must produce a pair (list or tuple of length two) where the "
+                            f"first element represents the primal output and the second "
+                            f"the residuals, but got {pair}.")
+        outs, tree = tree_flatten(pair[0])
+        residuals, residual_tree = tree_flatten(pair[1])
+        if out_tree.is_set() and out_tree.get() != tree:
+            raise TypeError(f"Custom VJP fwd rule {fwd_name} for function {primal_name} "
+                            f"must produce a primal output with the structure of "
+                            f"{primal_name}'s output, {out_tree.get()}, but it had {tree}.")
+        out_tree.set(tree)
+        res_tree.set(residual_tree)
+        return [*outs, *residuals]
+    flat_fwd.__name__ = fwd_name
+    return flat_fwd
+
+
+def _flatten_bwd(bwd: Callable, primals: tuple, out_tree: Store, res_tree: Store,
+                 bwd_name: str) -> Callable:
+    in_avals, in_tree = [get_aval(x) for x in tree_flatten(primals)[0]], tree_flatten(primals)[1]
+
+    def flat_bwd(*res_and_cts):
+        num_res = res_tree.get().num_leaves
+        residuals = tree_unflatten(res_tree.get(), res_and_cts[:num_res])
+        ct = tree_unflatten(out_tree.get(), res_and_cts[num_res:])
+        cts_in = bwd(residuals, ct)
+        cts_in = tuple(cts_in) if isinstance(cts_in, list) else cts_in  # as JAX allows
+        try:
+            if not isinstance(cts_in, tuple):
+                raise ValueError("not a tuple")
+            leaves = broadcast_prefix(cts_in, primals)
+        except ValueError:
+            raise TypeError(
+                f"Custom VJP bwd rule must produce an output with the same container "
+                f"(pytree) structure as the args tuple of the primal function, and in "
+                f"particular must produce a tuple of length equal to the number of "
+                f"arguments to the primal function, but got bwd output structure "
+                f"{tree_flatten(cts_in)[1]} for primal input structure {in_tree}.") from None
+        return [zeros_like_aval(aval) if ct is None else _checked(ct, aval)
+                for ct, aval in zip(leaves, in_avals)]
+
+    flat_bwd.__name__ = bwd_name
+    return flat_bwd
+
+
+def _checked(ct, aval):
+    ct_aval = get_aval(ct)
+    if ct_aval.shape != aval.shape or ct_aval.dtype != aval.dtype:
+        raise ValueError(f"Custom VJP bwd rule must produce an output with the same type "
+                         f"as the args tuple of the primal function, but it produced an "
+                         f"output of type {ct_aval.str_short()} corresponding to an input "
+                         f"of type {aval.str_short()}")
+    return ct

@@ -1,10 +1,10 @@
-"""Jaxprs: a program as data, recorded by tracing a Python function.
+"""Jaxprs: a program as data (the jaxpr half of JAX's ``core.py``).
 
-Staging a function means running it on ``JaxprTracer``s, which know only the
-shapes and dtypes of their values.  Each primitive they meet is not computed
-but written down as an equation ``outs = primitive[params] ins``.  The list of
-equations, with the input and output variables, is a ``Jaxpr``: minijax's
-intermediate language, printed as JAX prints its own.
+A ``Jaxpr`` is a list of equations ``outs = primitive[params] ins`` with input,
+output and constant variables: minijax's intermediate language, printed as JAX
+prints its own.  ``eval_jaxpr`` runs one by binding each equation's primitive,
+so it works under any transformation.  Jaxprs are made by staging a function
+(``partial_eval.trace_to_jaxpr``).
 """
 from __future__ import annotations
 
@@ -14,10 +14,8 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from minijax.core import (
-    Array, Primitive, ShapedArray, Trace, Tracer, get_aval, new_dynamic,
-    new_main, to_array)
-from minijax.tree_util import flatten_fun, tree_flatten
+from minijax.core import Array, Primitive, ShapedArray
+from minijax.tree_util import Store
 
 
 class Var:
@@ -118,7 +116,7 @@ def cache_per_jaxpr(fun: Callable) -> Callable:
     return cached
 
 
-def closure_convert(jaxpr: Jaxpr) -> Jaxpr:
+def convert_constvars_jaxpr(jaxpr: Jaxpr) -> Jaxpr:
     """The same program with its constvars turned into leading invars."""
     return Jaxpr([], jaxpr.constvars + jaxpr.invars, jaxpr.eqns, jaxpr.outvars)
 
@@ -137,7 +135,8 @@ def eval_jaxpr(jaxpr: Jaxpr, consts: list, *args) -> list:
     for var, val in zip(jaxpr.constvars + jaxpr.invars, [*consts, *args]):
         env[var] = val
     for eqn in jaxpr.eqns:
-        outs = eqn.primitive.bind(*map(read, eqn.inputs), **eqn.params)
+        subfuns, params = eqn.primitive.get_bind_params(eqn.params)
+        outs = eqn.primitive.bind(*subfuns, *map(read, eqn.inputs), **params)
         outs = outs if eqn.primitive.multiple_results else [outs]
         env.update(zip(eqn.out_binders, outs))
     return [read(v) for v in jaxpr.outvars]
@@ -145,146 +144,6 @@ def eval_jaxpr(jaxpr: Jaxpr, consts: list, *args) -> list:
 
 def jaxpr_as_fun(jaxpr: Jaxpr) -> Callable:
     return lambda *args: eval_jaxpr(jaxpr, [], *args)
-
-
-# ---------------------------------------------------------------------------
-# Staging: the trace that records equations.
-
-
-class JaxprTracer(Tracer):
-    __slots__ = ("aval",)
-
-    def __init__(self, trace: Trace, aval: ShapedArray):
-        self._trace = trace
-        self.aval = aval
-
-
-class JaxprTrace(Trace):
-    @property
-    def builder(self) -> JaxprBuilder:
-        return self.main.global_data
-
-    def new_arg(self, aval: ShapedArray) -> JaxprTracer:
-        tracer = JaxprTracer(self, aval)
-        self.builder.add_var(tracer)
-        return tracer
-
-    def get_or_make_const_tracer(self, val) -> JaxprTracer:
-        """A constant (or a tracer of an outer transformation) becomes a constvar."""
-        tracer = self.builder.const_tracers.get(id(val))
-        if tracer is None:
-            tracer = JaxprTracer(self, get_aval(val))
-            self.builder.add_const(tracer, val)
-        return tracer
-
-    pure = lift = get_or_make_const_tracer
-
-    def process_primitive(self, primitive, tracers, params):
-        avals_out = primitive.abstract_eval(*[t.aval for t in tracers], **params)
-        avals_out = avals_out if primitive.multiple_results else [avals_out]
-        outs = [JaxprTracer(self, aval) for aval in avals_out]
-        self.builder.add_eqn(JaxprEqn(
-            primitive, [self.builder.var_of(t) for t in tracers], params,
-            [self.builder.add_var(t) for t in outs]))
-        return outs if primitive.multiple_results else outs[0]
-
-
-class JaxprBuilder:
-    """What staging has recorded so far: equations, variables, constants."""
-
-    def __init__(self):
-        self.eqns: list[JaxprEqn] = []
-        self.tracer_to_var: dict[int, Var] = {}
-        self.const_tracers: dict[int, JaxprTracer] = {}
-        self.constvals: dict[Var, Any] = {}
-        self.tracers: list[JaxprTracer] = []  # keeps ids unique while recording
-
-    def add_var(self, tracer: JaxprTracer) -> Var:
-        var = self.tracer_to_var[id(tracer)] = Var(tracer.aval)
-        self.tracers.append(tracer)
-        return var
-
-    def var_of(self, tracer: JaxprTracer) -> Var:
-        return self.tracer_to_var[id(tracer)]
-
-    def add_const(self, tracer: JaxprTracer, val) -> None:
-        self.const_tracers[id(val)] = tracer
-        self.constvals[self.add_var(tracer)] = val
-        self.tracers.append(val)  # keep val alive so its id is not reused
-
-    def add_eqn(self, eqn: JaxprEqn) -> None:
-        self.eqns.append(eqn)
-
-    def build(self, in_tracers: list[JaxprTracer], out_tracers: list) -> tuple[Jaxpr, list]:
-        constvars, constvals = list(self.constvals), list(self.constvals.values())
-        jaxpr = Jaxpr(constvars, [self.var_of(t) for t in in_tracers], self.eqns,
-                      [self.var_of(t) for t in out_tracers])
-        return inline_scalar_literals(jaxpr, constvals)
-
-
-def inline_scalar_literals(jaxpr: Jaxpr, consts: list) -> tuple[Jaxpr, list]:
-    """Write concrete scalar constants into the equations instead of as constvars."""
-    literals = {var: Literal(to_array(val)) for var, val in zip(jaxpr.constvars, consts)
-                if not isinstance(val, Tracer) and get_aval(val).shape == ()}
-    kept = [(v, c) for v, c in zip(jaxpr.constvars, consts) if v not in literals]
-    # Only the equations that read a literal change (most do not: keep them).
-    eqns = [eqn._replace(inputs=[literals.get(x, x) if isinstance(x, Var) else x
-                                 for x in eqn.inputs])
-            if any(x in literals for x in eqn.inputs) else eqn
-            for eqn in jaxpr.eqns]
-    outvars = [literals.get(v, v) if isinstance(v, Var) else v for v in jaxpr.outvars]
-    new = Jaxpr([v for v, _ in kept], jaxpr.invars, eqns, outvars)
-    return new, [c for _, c in kept]
-
-
-def trace_to_jaxpr(flat_fun: Callable, in_avals: list[ShapedArray]) -> tuple[Jaxpr, list]:
-    """Stage ``flat_fun`` (flat arguments, flat results) at the given input types."""
-    builder = JaxprBuilder()
-    with new_main(JaxprTrace, builder) as main:
-        with new_dynamic(main):
-            trace = JaxprTrace(main)
-            tracers_in = [trace.new_arg(aval) for aval in in_avals]
-            outs = flat_fun(*tracers_in)
-            tracers_out = [trace.get_or_make_const_tracer(o) if not _is_own(o, main)
-                           else o for o in outs]
-            return builder.build(tracers_in, tracers_out)
-
-
-def _is_own(x, main) -> bool:
-    return isinstance(x, JaxprTracer) and x._trace.main is main
-
-
-def make_jaxpr(fun: Callable, static_argnums: int | tuple[int, ...] = ()) -> Callable:
-    """A function that returns the jaxpr ``fun`` stages for the given arguments."""
-    static_argnums = (static_argnums,) if isinstance(static_argnums, int) else static_argnums
-
-    @functools.wraps(fun)
-    def make(*args) -> ClosedJaxpr:
-        dynamic_fun, dynamic_args = bind_static_args(fun, args, static_argnums)
-        flat_args, in_tree = tree_flatten(tuple(dynamic_args))
-        flat_fun, _ = flatten_fun(lambda *a: dynamic_fun(*a), in_tree)
-        jaxpr, consts = trace_to_jaxpr(flat_fun, [shaped_aval(x) for x in flat_args])
-        return ClosedJaxpr(jaxpr, consts)
-
-    return make
-
-
-def shaped_aval(x) -> ShapedArray:
-    return get_aval(x if isinstance(x, Tracer) else to_array(x))
-
-
-def bind_static_args(fun: Callable, args: tuple, static_argnums) -> tuple[Callable, list]:
-    """Split arguments into static ones, fixed into ``fun``, and dynamic ones."""
-    static_argnums = {i % len(args) for i in static_argnums}
-    if not static_argnums:
-        return fun, list(args)
-    statics = {i: args[i] for i in static_argnums}
-
-    def with_statics(*dynamic):
-        dynamic = iter(dynamic)
-        return fun(*[statics[i] if i in statics else next(dynamic) for i in range(len(args))])
-
-    return with_statics, [a for i, a in enumerate(args) if i not in statics]
 
 
 # ---------------------------------------------------------------------------
@@ -343,7 +202,9 @@ def _pp_eqn(eqn: JaxprEqn, name: _Namer, binder: Callable, indent: int) -> str:
     lhs = " ".join(map(binder, eqn.out_binders))
     rhs = " ".join(map(name, eqn.inputs))
     # Parameters in alphabetical order, but a name first, as JAX prints them.
-    keys = sorted(eqn.params, key=lambda k: (k != "name", k))
+    # An output structure (a Store) is not shown, as JAX does not show its own.
+    keys = sorted((k for k, v in eqn.params.items() if not isinstance(v, Store)),
+                  key=lambda k: (k != "name", k))
     # A jit's jaxpr starts its own names; other nested jaxprs continue ours.
     params = [f"{k}={_pp_param(eqn.params[k], indent + 2, None if k == 'jaxpr' else name)}"
               for k in keys]

@@ -14,7 +14,8 @@ import math
 
 import numpy as np
 
-from minijax import dtypes, lax
+from minijax import dtypes
+from minijax.lax import lax
 from minijax.core import Array, Tracer, get_aval, to_array
 
 pi = math.pi

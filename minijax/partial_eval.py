@@ -1,226 +1,241 @@
-"""Partial evaluation: run what is known now, stage what is not.
+"""Staging: tracing a Python function into a jaxpr (JAX's ``interpreters/partial_eval.py``).
 
-``linearize`` is forward mode plus partial evaluation.  Run the JVP with known
-primals and *unknown* tangents: every operation on primals alone is computed
-right away, and every operation that touches a tangent is recorded into a
-jaxpr.  Because JVP rules are linear in the tangents, that jaxpr is a linear
-function: the Jacobian of ``f`` at the primal point, as a program.  Its
-constants are the *residuals*, the primal values the tangent computation needs.
+``DynamicJaxprTrace`` is the trace of ``jit`` and ``make_jaxpr``, and of the
+bodies of loops and the functions of custom rules: every primitive it receives
+is written down as an equation instead of computed.  Values that are not its
+own tracers (constants, or tracers of the transformations around it) become
+the jaxpr's constants.
+
+``PartialEvalTrace`` stages only what depends on its own tracers (the
+*unknown* values) and hands every other operation to its parent trace at once.
+It is the tangent trace of ``linearize``: primal work runs now, tangent work is
+recorded.  This module also splits a jaxpr into known and unknown parts, and
+removes equations whose results are not used.
 """
 from __future__ import annotations
 
-import weakref
-from typing import Any, Callable, NamedTuple
+import functools
+from typing import Any, Callable
 
-from minijax.core import ShapedArray, Trace, Tracer, concrete_or_error, full_lower, full_raise, get_aval, new_main
-from minijax.jaxpr import Jaxpr, JaxprEqn, Var, cache_per_jaxpr
-from minijax.jit import jit_p
-from minijax.jvp import jvp_flat
+import numpy as np
 
-
-class PartialVal(NamedTuple):
-    """A value that is either known (``const`` holds it) or only described by ``aval``."""
-    aval: ShapedArray
-    const: Any | None
-
-    @classmethod
-    def known(cls, val) -> PartialVal:
-        return PartialVal(get_aval(val), val)
-
-    @classmethod
-    def unknown(cls, aval: ShapedArray) -> PartialVal:
-        return PartialVal(aval, None)
-
-    is_known = property(lambda self: self.const is not None)
+from minijax.lax import lax
+from minijax.core import (
+    Array, ShapedArray, Trace, Tracer, get_aval, set_current_trace, to_array)
+from minijax.jaxpr import (
+    Jaxpr, JaxprEqn, Literal, Var, cache_per_jaxpr, convert_constvars_jaxpr)
 
 
-# How an unknown value will be computed once the staged jaxpr runs.
-class LambdaBindingRecipe(NamedTuple):
-    pass
+class DynamicJaxprTracer(Tracer):
+    __slots__ = ("aval",)
 
-
-class ConstRecipe(NamedTuple):
-    val: Any
-
-
-class JaxprEqnRecipe(NamedTuple):
-    primitive: Any
-    tracers_in: list
-    params: dict
-    avals_out: list[ShapedArray]
-    tracer_refs_out: list  # weak references, so dead branches are not staged
-
-
-class PartialEvalTracer(Tracer):
-    __slots__ = ("pval", "recipe", "__weakref__")
-
-    def __init__(self, trace: Trace, pval: PartialVal, recipe):
+    def __init__(self, trace: Trace, aval: ShapedArray):
         self._trace = trace
-        self.pval = pval
-        self.recipe = recipe
+        self.aval = aval
 
-    aval = property(lambda self: self.pval.aval)
-
-    def full_lower(self):
-        return full_lower(self.pval.const) if self.pval.is_known else self
-
-    def concrete_value(self, reason):
-        if self.pval.is_known:
-            return concrete_or_error(self.pval.const, reason)
-        return super().concrete_value(reason)
+    def _short_repr(self) -> str:
+        return f"JitTracer({self.aval})"
 
 
-class PartialEvalTrace(Trace):
-    def new_arg(self, pval: PartialVal) -> PartialEvalTracer:
-        return PartialEvalTracer(self, pval, LambdaBindingRecipe())
+class DynamicJaxprTrace(Trace):
+    """Records every primitive as an equation of the jaxpr being built."""
 
-    def lift(self, val) -> PartialEvalTracer:
-        return PartialEvalTracer(self, PartialVal.known(val), None)
+    def __init__(self, parent_trace: Trace | None = None, tag=None):
+        super().__init__(parent_trace, tag)
+        self.eqns: list[JaxprEqn] = []
+        self.tracer_to_var: dict[int, Var] = {}
+        self.const_tracers: dict[int, DynamicJaxprTracer] = {}
+        self.constvals: dict[Var, Any] = {}
+        self.keep_alive: list = []  # what the ids above refer to, so no id is reused
 
-    pure = lift
+    def is_own(self, x) -> bool:
+        return isinstance(x, DynamicJaxprTracer) and x._trace is self
 
-    def instantiate_const(self, tracer: PartialEvalTracer) -> PartialEvalTracer:
-        """A known value that an unknown computation needs becomes a residual."""
-        if not tracer.pval.is_known:
-            return tracer
-        return PartialEvalTracer(self, PartialVal.unknown(tracer.aval),
-                                 ConstRecipe(tracer.pval.const))
+    def new_arg(self, aval: ShapedArray) -> DynamicJaxprTracer:
+        tracer = DynamicJaxprTracer(self, aval)
+        self._add_var(tracer)
+        return tracer
 
-    def process_primitive(self, primitive, tracers, params):
-        if all(t.pval.is_known for t in tracers):
-            return primitive.bind(*[t.pval.const for t in tracers], **params)
+    def to_jaxpr_tracer(self, x) -> DynamicJaxprTracer:
+        """Its own tracer as it is; any other value becomes a constant of the jaxpr."""
+        if self.is_own(x):
+            return x
+        tracer = self.const_tracers.get(id(x))
+        if tracer is None:
+            tracer = self.const_tracers[id(x)] = DynamicJaxprTracer(self, get_aval(x))
+            self.constvals[self._add_var(tracer)] = x
+            self.keep_alive.append(x)
+        return tracer
+
+    def _add_var(self, tracer: DynamicJaxprTracer) -> Var:
+        var = self.tracer_to_var[id(tracer)] = Var(tracer.aval)
+        self.keep_alive.append(tracer)
+        return var
+
+    def add_eqn(self, primitive, inputs: list, params: dict, out_avals: list) -> list:
+        """Record ``outs = primitive[params] inputs`` and return the new tracers."""
+        tracers_in = [self.to_jaxpr_tracer(x) for x in inputs]
+        outs = [DynamicJaxprTracer(self, aval) for aval in out_avals]
+        self.eqns.append(JaxprEqn(primitive, [self.tracer_to_var[id(t)] for t in tracers_in],
+                                  params, [self._add_var(t) for t in outs]))
+        return outs
+
+    def process_primitive(self, primitive, args, params):
+        avals_in = [x.aval if self.is_own(x) else get_aval(x) for x in args]
+        out_avals = primitive.abstract_eval(*avals_in, **params)
+        if primitive.multiple_results:
+            return self.add_eqn(primitive, args, params, out_avals)
+        return self.add_eqn(primitive, args, params, [out_avals])[0]
+
+    def process_custom_jvp_call(self, primitive, fun, jvp, args, **params):
+        """One equation that keeps ``fun`` as a jaxpr and the rule for later.
+        Values fun closes over become its leading arguments, whose tangents the
+        rule, which closes over them itself, does not take."""
+        call_jaxpr, consts = self._stage_call(fun, args)
+        if consts:
+            jvp = _without_leading_tangents(jvp, len(consts))
+            params = dict(params, num_consts=len(consts))
+        return self.add_eqn(primitive, [*consts, *args],
+                            dict(params, call_jaxpr=call_jaxpr, jvp=jvp), call_jaxpr.out_avals)
+
+    def process_custom_vjp_call(self, primitive, fun, fwd, bwd, args, **params):
+        """As for custom_jvp; the leading arguments get zero cotangents."""
+        call_jaxpr, consts = self._stage_call(fun, args)
+        if consts:
+            fwd, bwd = _without_leading_args(fwd, len(consts)), _zeros_first(bwd, consts)
+            params = dict(params, num_consts=len(consts))
+        return self.add_eqn(primitive, [*consts, *args],
+                            dict(params, call_jaxpr=call_jaxpr, fwd=fwd, bwd=bwd),
+                            call_jaxpr.out_avals)
+
+    def _stage_call(self, fun: Callable, args) -> tuple[Jaxpr, list]:
+        avals = [self.to_jaxpr_tracer(x).aval for x in args]
+        jaxpr, consts = trace_to_jaxpr(fun, avals)
+        return convert_constvars_jaxpr(jaxpr), consts
+
+    def to_jaxpr(self, in_tracers: list, outs: list) -> tuple[Jaxpr, list]:
+        """The jaxpr recorded so far, from ``in_tracers`` to ``outs``, and the values
+        of its constants (scalar ones are written into it as literals)."""
+        outvars = [self.tracer_to_var[id(self.to_jaxpr_tracer(x))] for x in outs]
+        invars = [self.tracer_to_var[id(t)] for t in in_tracers]
+        jaxpr = Jaxpr(list(self.constvals), invars, self.eqns, outvars)
+        return inline_scalar_literals(jaxpr, list(self.constvals.values()))
+
+
+def _without_leading_tangents(jvp: Callable, num_consts: int) -> Callable:
+    @functools.wraps(jvp)
+    def jvp_without_consts(*primals_and_tangents):
+        n = len(primals_and_tangents) // 2
+        primals, tangents = primals_and_tangents[:n], primals_and_tangents[n:]
+        return jvp(*primals[num_consts:], *tangents[num_consts:])
+    return jvp_without_consts
+
+
+def _without_leading_args(f: Callable, num_consts: int) -> Callable:
+    return functools.wraps(f)(lambda *args: f(*args[num_consts:]))
+
+
+def _zeros_first(bwd: Callable, consts: list) -> Callable:
+    avals = [get_aval(c) for c in consts]
+    return functools.wraps(bwd)(lambda *args: [*map(zeros_like_aval, avals), *bwd(*args)])
+
+
+def trace_to_jaxpr(fun: Callable, in_avals: list[ShapedArray]) -> tuple[Jaxpr, list]:
+    """Stage ``fun`` (flat arguments, flat results) at the given input types.
+
+    Returns the jaxpr and the values of its constants, which may be tracers of
+    the transformations around (values ``fun`` closes over).
+    """
+    trace = DynamicJaxprTrace()
+    tracers_in = [trace.new_arg(aval) for aval in in_avals]
+    with set_current_trace(trace):
+        outs = fun(*tracers_in)
+    jaxpr, consts = trace.to_jaxpr(tracers_in, outs)
+    trace.invalidate()
+    return jaxpr, consts
+
+
+def inline_scalar_literals(jaxpr: Jaxpr, consts: list) -> tuple[Jaxpr, list]:
+    """Write concrete scalar constants into the equations instead of as constvars."""
+    literals = {var: Literal(to_array(val)) for var, val in zip(jaxpr.constvars, consts)
+                if not isinstance(val, Tracer) and get_aval(val).shape == ()}
+    if not literals:
+        return jaxpr, consts
+    kept = [(v, c) for v, c in zip(jaxpr.constvars, consts) if v not in literals]
+    # Only the equations that read a literal change (most do not: keep them).
+    eqns = [eqn._replace(inputs=[literals.get(x, x) if isinstance(x, Var) else x
+                                 for x in eqn.inputs])
+            if any(x in literals for x in eqn.inputs) else eqn
+            for eqn in jaxpr.eqns]
+    outvars = [literals.get(v, v) if isinstance(v, Var) else v for v in jaxpr.outvars]
+    new = Jaxpr([v for v, _ in kept], jaxpr.invars, eqns, outvars)
+    return new, [c for _, c in kept]
+
+
+def zeros_like_aval(aval: ShapedArray):
+    """Zeros of type ``aval``, made as JAX makes them: a broadcast scalar."""
+    return lax.broadcast_in_dim(Array(np.zeros((), aval.dtype), aval.weak_type), aval.shape, ())
+
+
+# ---------------------------------------------------------------------------
+# Partial evaluation as the function runs: the tangent trace of linearize.
+
+
+class PartialEvalTrace(DynamicJaxprTrace):
+    """Stages what depends on its own tracers; runs everything else in the parent.
+
+    Its tracers are the unknown values (tangents, under ``linearize``); every
+    other value is known.  An operation on known values alone is bound in the
+    parent trace right away.  One that reads an unknown is recorded, its known
+    inputs becoming constants of the jaxpr (the *residuals*).  Primitives that
+    carry jaxprs (jit, cond, loops) have rules that split them in two.
+    """
+
+    def process_primitive(self, primitive, args, params):
+        if not any(map(self.is_own, args)):
+            return primitive.bind_with_trace(self.parent_trace, args, params)
         rule = partial_eval_rules.get(primitive)
         if rule is not None:
-            return rule(self, tracers, **params)
-        tracers_in = [self.instantiate_const(t) for t in tracers]
-        avals_out = primitive.abstract_eval(*[t.aval for t in tracers_in], **params)
-        avals_out = avals_out if primitive.multiple_results else [avals_out]
-        return self.stage(primitive, tracers_in, params, avals_out, primitive.multiple_results)
+            return rule(self, args, **params)
+        return super().process_primitive(primitive, args, params)
 
-    def stage(self, primitive, tracers_in, params, avals_out, multiple_results=True):
-        outs = [PartialEvalTracer(self, PartialVal.unknown(aval), None) for aval in avals_out]
-        recipe = JaxprEqnRecipe(primitive, tracers_in, params, avals_out,
-                                [weakref.ref(t) for t in outs])
-        for t in outs:
-            t.recipe = recipe
-        return outs if multiple_results else outs[0]
+    def process_custom_jvp_call(self, primitive, fun, jvp, args, **params):
+        if not any(map(self.is_own, args)):
+            return primitive.bind_with_trace(self.parent_trace, (fun, jvp, *args), params)
+        return self.inline(fun, args)
+
+    def process_custom_vjp_call(self, primitive, fun, fwd, bwd, args, **params):
+        if not any(map(self.is_own, args)):
+            return primitive.bind_with_trace(self.parent_trace, (fun, fwd, bwd, *args), params)
+        return self.inline(fun, args)
+
+    def inline(self, fun: Callable, args) -> list:
+        """Unknown values reach a custom rule's function only as tangents (the
+        derivative was already taken above): its operations are staged one by one."""
+        with set_current_trace(self):
+            return fun(*args)
 
 
+# Rules for primitives that carry jaxprs: (trace, args, **params) -> outputs.
 partial_eval_rules: dict = {}
 
 
-def partial_eval_flat(f: Callable, pvals_in: list[PartialVal],
-                      instantiate: Callable[[int], list[bool]]
-                      ) -> tuple[Jaxpr, list[PartialVal], list]:
-    """Run ``f`` on partially known inputs.
-
-    Returns the jaxpr of the unknown part (its constvars are the residuals), the
-    partial values of the outputs, and the residuals' values.  Outputs marked by
-    ``instantiate(number_of_outputs)`` become outputs of the jaxpr even when known.
-    """
-    with new_main(PartialEvalTrace) as main:
-        trace = PartialEvalTrace(main)
-        tracers_in = [trace.new_arg(pval) for pval in pvals_in]
-        outs = f(*tracers_in)
-        tracers_out = [full_raise(trace, out) for out in outs]
-        tracers_out = [trace.instantiate_const(t) if inst else t
-                       for t, inst in zip(tracers_out, instantiate(len(tracers_out)))]
-        pvals_out = [t.pval for t in tracers_out]
-        unknown_in = [t for t in tracers_in if not t.pval.is_known]
-        unknown_out = [t for t in tracers_out if not t.pval.is_known]
-        jaxpr, consts = tracers_to_jaxpr(unknown_in, unknown_out)
-    return jaxpr, pvals_out, consts
-
-
-def tracers_to_jaxpr(tracers_in: list[PartialEvalTracer],
-                     tracers_out: list[PartialEvalTracer]) -> tuple[Jaxpr, list]:
-    """Read the recorded recipes back, from the outputs, into a jaxpr."""
-    tracer_to_var = {id(t): Var(t.aval) for t in tracers_in}
-    const_vars: dict[int, Var] = {}
-    constvals: dict[Var, Any] = {}
-    eqns, seen_recipes = [], set()
-    for t in toposort(tracers_out):
-        if isinstance(t.recipe, LambdaBindingRecipe):
-            continue
-        if isinstance(t.recipe, ConstRecipe):
-            val = t.recipe.val
-            if id(val) not in const_vars:
-                const_vars[id(val)] = Var(get_aval(val))
-                constvals[const_vars[id(val)]] = val
-            tracer_to_var[id(t)] = const_vars[id(val)]
-        elif id(t.recipe) not in seen_recipes:
-            seen_recipes.add(id(t.recipe))
-            eqns.append(_recipe_to_eqn(tracer_to_var, t.recipe))
-    jaxpr = Jaxpr(list(constvals), [tracer_to_var[id(t)] for t in tracers_in], eqns,
-                  [tracer_to_var[id(t)] for t in tracers_out])
-    return jaxpr, list(constvals.values())
-
-
-def _recipe_to_eqn(tracer_to_var: dict, recipe: JaxprEqnRecipe) -> JaxprEqn:
-    inputs = [tracer_to_var[id(t)] for t in recipe.tracers_in]
-    out_binders = [Var(aval) for aval in recipe.avals_out]
-    for ref, var in zip(recipe.tracer_refs_out, out_binders):
-        if ref() is not None:
-            tracer_to_var[id(ref())] = var
-    return JaxprEqn(recipe.primitive, inputs, recipe.params, out_binders)
-
-
-def _parents(t: PartialEvalTracer) -> list:
-    return t.recipe.tracers_in if isinstance(t.recipe, JaxprEqnRecipe) else []
-
-
-def toposort(out_nodes: list) -> list:
-    """Tracers in an order where each comes after those it is computed from.
-
-    A depth-first walk from the outputs: a tracer is listed once all its parents
-    are.  Iterative, so that long chains of operations do not exhaust Python's
-    stack; the recipes form no cycles, so a tracer is marked as seen when first
-    reached.
-    """
-    order, seen = [], set()
-    for root in out_nodes:
-        if id(root) in seen:
-            continue
-        seen.add(id(root))
-        stack = [(root, iter(_parents(root)))]
-        while stack:
-            node, parents = stack[-1]
-            for parent in parents:
-                if id(parent) not in seen:
-                    seen.add(id(parent))
-                    stack.append((parent, iter(_parents(parent))))
-                    break
-            else:  # every parent is listed
-                stack.pop()
-                order.append(node)
-    return order
-
-
 # ---------------------------------------------------------------------------
-# linearize.
+# Jaxpr to jaxpr: removing dead equations, splitting known from unknown.
 
 
-def linearize_flat(f: Callable, primals_in: list) -> tuple[list, Jaxpr, list]:
-    """Primal outputs of ``f``, and its linearization as a jaxpr plus residuals."""
-    n = len(primals_in)
-    pvals_in = ([PartialVal.known(x) for x in primals_in]
-                + [PartialVal.unknown(get_aval(x)) for x in primals_in])
-
-    def f_jvp(*primals_tangents_in):
-        primals_out, tangents_out = jvp_flat(f, primals_tangents_in[:n], primals_tangents_in[n:])
-        return [*primals_out, *tangents_out]
-
-    def tangents_only(num_outs: int) -> list[bool]:
-        # Every tangent output belongs to the linear jaxpr, even a known zero.
-        return [False] * (num_outs // 2) + [True] * (num_outs // 2)
-
-    jaxpr, pvals_out, residuals = partial_eval_flat(f_jvp, pvals_in, tangents_only)
-    primals_out = [pval.const for pval in pvals_out[:len(pvals_out) // 2]]
-    return primals_out, jaxpr, residuals
-
-
-# ---------------------------------------------------------------------------
-# Splitting a jaxpr into its known and unknown parts (for staged calls like jit).
+def dce_jaxpr(jaxpr: Jaxpr) -> Jaxpr:
+    """The jaxpr without the equations whose results are never used (primitives
+    have no side effects, so leaving them out changes nothing)."""
+    needed = {v for v in jaxpr.outvars if isinstance(v, Var)}
+    live = []
+    for eqn in reversed(jaxpr.eqns):
+        if any(v in needed for v in eqn.out_binders):
+            live.append(eqn)
+            needed.update(x for x in eqn.inputs if isinstance(x, Var))
+    if len(live) == len(jaxpr.eqns):
+        return jaxpr
+    return Jaxpr(jaxpr.constvars, jaxpr.invars, live[::-1], jaxpr.outvars)
 
 
 def partial_eval_jaxpr(jaxpr: Jaxpr, in_unknowns: list[bool],
@@ -246,7 +261,8 @@ def partial_eval_jaxpr(jaxpr: Jaxpr, in_unknowns: list[bool],
         rule = partial_eval_jaxpr_rules.get(eqn.primitive)
         if rule is not None and any(unks_in) and not all(unks_in):
             eqn1, eqn2, unks_out, res = rule(unks_in, eqn)
-            known_eqns.append(eqn1)
+            if eqn1 is not None:
+                known_eqns.append(eqn1)
             unknown_eqns.append(eqn2)
             residuals.update(dict.fromkeys(res))
             unknown.update(zip(eqn.out_binders, unks_out))
@@ -272,48 +288,30 @@ def partial_eval_jaxpr(jaxpr: Jaxpr, in_unknowns: list[bool],
     return jaxpr_known, jaxpr_unknown, out_unknowns, len(res)
 
 
+# Rules splitting one equation that carries jaxprs: (unknown inputs, eqn) ->
+# (known eqn or None, unknown eqn, unknown outputs, residual vars).
 partial_eval_jaxpr_rules: dict = {}
 
 
-# ---------------------------------------------------------------------------
-# jit under partial evaluation: one jit for the known part, one for the rest.
-
-
 @cache_per_jaxpr
-def _split_jit(jaxpr: Jaxpr, in_unknowns: tuple[bool, ...]):
+def split_jaxpr(jaxpr: Jaxpr, in_unknowns: tuple[bool, ...]):
+    """``partial_eval_jaxpr``, done once per jaxpr and pattern of unknowns."""
     return partial_eval_jaxpr(jaxpr, list(in_unknowns))
 
 
-def _jit_partial_eval(trace: PartialEvalTrace, tracers, *, jaxpr: Jaxpr, name: str):
-    in_unknowns = tuple(not t.pval.is_known for t in tracers)
-    jaxpr_known, jaxpr_unknown, out_unknowns, num_res = _split_jit(jaxpr, in_unknowns)
-    known_vals = [t.pval.const for t, u in zip(tracers, in_unknowns) if not u]
-    outs_and_res = jit_p.bind(*known_vals, jaxpr=jaxpr_known, name=name)
+def partial_eval_staged(trace: PartialEvalTrace, primitive, args, jaxpr: Jaxpr,
+                        make_params: Callable[[Jaxpr], dict]) -> list:
+    """The rule for a primitive that runs one jaxpr (jit): run its known part in
+    the parent now, and stage its unknown part, fed by the residuals."""
+    in_unknowns = tuple(map(trace.is_own, args))
+    jaxpr_known, jaxpr_unknown, out_unknowns, num_res = split_jaxpr(jaxpr, in_unknowns)
+    known_vals = [x for x, u in zip(args, in_unknowns) if not u]
+    outs_and_res = primitive.bind_with_trace(trace.parent_trace, known_vals,
+                                             make_params(jaxpr_known))
     num_known_out = len(outs_and_res) - num_res
     known_outs, residuals = outs_and_res[:num_known_out], outs_and_res[num_known_out:]
-    res_tracers = [trace.instantiate_const(full_raise(trace, r)) for r in residuals]
-    unknown_tracers = [t for t, u in zip(tracers, in_unknowns) if u]
-    unknown_outs = trace.stage(jit_p, res_tracers + unknown_tracers,
-                               dict(jaxpr=jaxpr_unknown, name=name), jaxpr_unknown.out_avals)
+    unknown_args = [x for x, u in zip(args, in_unknowns) if u]
+    unknown_outs = trace.add_eqn(primitive, [*residuals, *unknown_args],
+                                 make_params(jaxpr_unknown), jaxpr_unknown.out_avals)
     known_iter, unknown_iter = iter(known_outs), iter(unknown_outs)
     return [next(unknown_iter) if u else next(known_iter) for u in out_unknowns]
-
-
-def _jit_partial_eval_jaxpr(unks_in: list[bool], eqn: JaxprEqn):
-    jaxpr = eqn.params["jaxpr"]
-    name = eqn.params["name"]
-    jaxpr_known, jaxpr_unknown, out_unknowns, num_res = _split_jit(jaxpr, tuple(unks_in))
-    residuals = [Var(aval) for aval in jaxpr_known.out_avals[len(jaxpr_known.outvars) - num_res:]]
-    known_in = [x for x, u in zip(eqn.inputs, unks_in) if not u]
-    unknown_in = [x for x, u in zip(eqn.inputs, unks_in) if u]
-    known_out = [v for v, u in zip(eqn.out_binders, out_unknowns) if not u]
-    unknown_out = [v for v, u in zip(eqn.out_binders, out_unknowns) if u]
-    eqn_known = JaxprEqn(jit_p, known_in, dict(jaxpr=jaxpr_known, name=name),
-                         known_out + residuals)
-    eqn_unknown = JaxprEqn(jit_p, residuals + unknown_in, dict(jaxpr=jaxpr_unknown, name=name),
-                           unknown_out)
-    return eqn_known, eqn_unknown, out_unknowns, residuals
-
-
-partial_eval_rules[jit_p] = _jit_partial_eval
-partial_eval_jaxpr_rules[jit_p] = _jit_partial_eval_jaxpr

@@ -25,8 +25,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from minijax.jvp import jvp
-from minijax.reverse import linearize, vjp
+from minijax.api import jvp, linearize, vjp
 from minijax.tree_util import tree_flatten, tree_unflatten
 
 __all__ = ["check_grads", "check_jvp", "check_vjp", "numerical_jvp"]

@@ -172,7 +172,7 @@ def test_lower_exists_in_both():
 # ---------------------------------------------------------------------------
 # A long jaxpr is compiled as a chain of pieces (jit.split_into_pieces).
 
-jit_module = importlib.import_module("minijax.jit")
+jit_module = importlib.import_module("minijax.pjit")
 
 
 def test_a_long_function_is_compiled_in_pieces_and_agrees_with_jax():

@@ -404,8 +404,3 @@ def full_like(x, fill_value):
 
 def zeros_like(x):
     return full_like(x, 0)
-
-
-# Control flow is written on top of the primitives above (and of the
-# transformations), so it is defined in its own module and re-exported here.
-from minijax.control_flow import cond, fori_loop, while_loop  # noqa: E402,F401

@@ -14,18 +14,20 @@ from typing import Callable
 
 import numpy as np
 
-from minijax import dtypes, lax
-from minijax.core import Array, Primitive, Tracer, concrete_or_error, full_raise, get_aval
+from minijax import dtypes
+from minijax.lax import lax
+from minijax.ad import (
+    Zero, instantiate_zeros, is_undefined_primal, jvp_jaxpr, jvp_rules, transpose_jaxpr,
+    transpose_rules)
+from minijax.batching import move_batch_axis, vmap_flat, vmap_jaxpr, vmap_rules
+from minijax.core import Array, Primitive, Tracer, concrete_or_error, get_aval
 from minijax.jaxpr import (
-    Jaxpr, JaxprEqn, Var, cache_per_jaxpr, closure_convert, eval_jaxpr, shaped_aval,
-    trace_to_jaxpr)
-from minijax.jit import compile_jaxpr, jvp_jaxpr
-from minijax.jvp import jvp_rules
+    Jaxpr, JaxprEqn, Var, cache_per_jaxpr, convert_constvars_jaxpr, eval_jaxpr)
 from minijax.partial_eval import (
-    PartialEvalTrace, partial_eval_jaxpr, partial_eval_jaxpr_rules, partial_eval_rules)
-from minijax.reverse import UndefPrimal, transpose_jaxpr, transpose_rules
+    PartialEvalTrace, dce_jaxpr, partial_eval_jaxpr, partial_eval_jaxpr_rules,
+    partial_eval_rules, trace_to_jaxpr)
+from minijax.pjit import compile_jaxpr, shaped_aval
 from minijax.tree_util import flatten_fun, tree_flatten, tree_unflatten
-from minijax.vmap import move_batch_axis, vmap_jaxpr, vmap_rules
 
 
 def _stage(fun: Callable, in_tree, in_avals) -> tuple[Jaxpr, list, object]:
@@ -33,7 +35,7 @@ def _stage(fun: Callable, in_tree, in_avals) -> tuple[Jaxpr, list, object]:
     constants become leading inputs), the constants and its output structure."""
     flat_fun, out_tree = flatten_fun(fun, tree_flatten((tree_unflatten(in_tree, in_avals),))[1])
     jaxpr, consts = trace_to_jaxpr(flat_fun, list(in_avals))
-    return closure_convert(jaxpr), consts, out_tree.get()
+    return convert_constvars_jaxpr(jaxpr), consts, out_tree.get()
 
 
 def _run(jaxpr: Jaxpr, *args) -> list:
@@ -43,7 +45,7 @@ def _run(jaxpr: Jaxpr, *args) -> list:
 def _stage_flat(fun: Callable, in_avals) -> tuple[Jaxpr, list]:
     """Stage a flat function; its constants become leading inputs, returned too."""
     jaxpr, consts = trace_to_jaxpr(fun, list(in_avals))
-    return closure_convert(jaxpr), consts
+    return convert_constvars_jaxpr(jaxpr), consts
 
 
 def _stage_exact(fun: Callable, in_avals) -> Jaxpr:
@@ -132,6 +134,7 @@ def _split_while_args(args, cond_nconsts, body_nconsts):
 def _while_jvp(primals, tangents, *, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
     """Carry (primal, tangent) pairs through the loop: the body is differentiated,
     the predicate only looks at primals."""
+    tangents = [instantiate_zeros(t) for t in tangents]
     cond_consts, body_consts, carry = _split_while_args(primals, cond_nconsts, body_nconsts)
     _, body_const_dots, carry_dots = _split_while_args(tangents, cond_nconsts, body_nconsts)
     new_cond, cond_extra, new_body, body_extra = _jvp_while_jaxprs(
@@ -146,7 +149,7 @@ def _while_jvp(primals, tangents, *, cond_jaxpr, body_jaxpr, cond_nconsts, body_
 
 @cache_per_jaxpr
 def _jvp_while_jaxprs(cond_jaxpr: Jaxpr, body_jaxpr: Jaxpr, body_nconsts: int):
-    body_jvp, jvp_consts = jvp_jaxpr(body_jaxpr)
+    body_jvp, jvp_consts, _ = jvp_jaxpr(body_jaxpr, (True,) * len(body_jaxpr.invars), True)
     carry_avals = body_jaxpr.out_avals
     num_carry, num_jc = len(carry_avals), len(jvp_consts)
 
@@ -221,22 +224,69 @@ def _batched_aval(aval, dim, axis_size):
     return aval.update(shape=aval.shape[:dim] + (axis_size,) + aval.shape[dim:])
 
 
-_NO_REVERSE = (
-    "Reverse-mode differentiation does not work for lax.while_loop or lax.fori_loop with "
-    "dynamic start/stop values: the number of iterations is known only when the loop "
-    "runs, so there is no fixed computation to transpose. Use fori_loop with Python int "
-    "bounds, or give the whole loop a custom_vjp rule (as for implicit differentiation "
-    "of fixed points).")
+def _known_while(params: dict, unknowns: list[bool]) -> tuple[dict, list[bool]] | None:
+    """The loop over the known carries alone, as while parameters, and which
+    carries are unknown; None if the predicate itself depends on an unknown.
+
+    A carry is unknown if its initial value is, or if the body computes it from
+    an unknown: found by iterating to a fixed point, as JAX does."""
+    cond_jaxpr, body_jaxpr = params["cond_jaxpr"], params["body_jaxpr"]
+    cond_nconsts, body_nconsts = params["cond_nconsts"], params["body_nconsts"]
+    cond_uk, body_uk, carry_uk = _split_while_args(unknowns, cond_nconsts, body_nconsts)
+    carry_uk = list(carry_uk)
+    while True:
+        _, _, out_uk, _ = partial_eval_jaxpr(body_jaxpr, [*body_uk, *carry_uk])
+        new = [a or b for a, b in zip(carry_uk, out_uk)]
+        if new == carry_uk:
+            break
+        carry_uk = new
+    cond_known, _, (pred_uk,), _ = partial_eval_jaxpr(cond_jaxpr, [*cond_uk, *carry_uk])
+    if pred_uk:
+        return None
+    body_known = partial_eval_jaxpr(body_jaxpr, [*body_uk, *carry_uk])[0]
+    num_known = carry_uk.count(False)
+    trim = lambda j, n: dce_jaxpr(Jaxpr([], j.invars, j.eqns, j.outvars[:n]))  # noqa: E731
+    return dict(cond_jaxpr=trim(cond_known, 1), body_jaxpr=trim(body_known, num_known),
+                cond_nconsts=cond_uk.count(False), body_nconsts=body_uk.count(False)), carry_uk
 
 
-def _while_partial_eval(trace, tracers, **params):
-    raise ValueError(_NO_REVERSE)
+def _while_partial_eval(trace: PartialEvalTrace, args, **params):
+    """Under linearize: the known carries come from a loop over them alone, run
+    now; the unknown ones from the whole loop, staged, which computes the known
+    carries again (JAX does the same)."""
+    split = _known_while(params, list(map(trace.is_own, args)))
+    staged = trace.add_eqn(while_p, args, params, params["body_jaxpr"].out_avals)
+    if split is None:
+        return staged
+    known_params, carry_uk = split
+    known_args = [x for x in args if not trace.is_own(x)]
+    known_outs = iter(while_p.bind_with_trace(trace.parent_trace, known_args, known_params))
+    return [t if uk else next(known_outs) for t, uk in zip(staged, carry_uk)]
 
 
-def _while_partial_eval_jaxpr(unks_in, eqn):
-    raise ValueError(_NO_REVERSE)
+def _while_partial_eval_jaxpr(unks_in, eqn: JaxprEqn):
+    split = _known_while(eqn.params, unks_in)
+    known = None  # when the predicate is unknown, nothing is known after the loop
+    if split is None:
+        carry_uk = [True] * len(eqn.out_binders)
+    else:
+        known_params, carry_uk = split
+        known = JaxprEqn(while_p, [x for x, u in zip(eqn.inputs, unks_in) if not u],
+                         known_params, [v for v, u in zip(eqn.out_binders, carry_uk) if not u])
+    residuals = [x for x, u in zip(eqn.inputs, unks_in) if not u and isinstance(x, Var)]
+    unknown = eqn._replace(out_binders=[v if u else Var(v.aval)
+                                        for v, u in zip(eqn.out_binders, carry_uk)])
+    return known, unknown, carry_uk, residuals
 
 
+def _while_transpose(cts, *args, **params):
+    raise ValueError(
+        "Reverse-mode differentiation does not work for lax.while_loop or lax.fori_loop "
+        "with dynamic start/stop values. Try using lax.scan, or using fori_loop with "
+        "static start/stop.")
+
+
+transpose_rules[while_p] = _while_transpose
 jvp_rules[while_p] = _while_jvp
 vmap_rules[while_p] = _while_batch
 partial_eval_rules[while_p] = _while_partial_eval
@@ -340,9 +390,11 @@ cond_p.def_abstract_eval(lambda index, *avals, branches: branches[0].out_avals)
 
 def _cond_jvp(primals, tangents, *, branches):
     index, *args = primals
-    _, *arg_dots = tangents
-    jvp_branches = _join_consts(*zip(*[jvp_jaxpr(b) for b in branches]))
-    consts = [c for b in branches for c in jvp_jaxpr(b)[1]]
+    arg_dots = [instantiate_zeros(t) for t in tangents[1:]]
+    everything = (True,) * len(args)
+    jvps = [jvp_jaxpr(b, everything, True)[:2] for b in branches]
+    jvp_branches = _join_consts(*zip(*jvps))
+    consts = [c for _, cs in jvps for c in cs]
     outs = cond_p.bind(index, *consts, *args, *arg_dots, branches=jvp_branches)
     half = len(outs) // 2
     return outs[:half], outs[half:]
@@ -358,7 +410,6 @@ def _cond_batch(axis_size, vals, dims, *, branches):
         outs = cond_p.bind(index, *consts, *args, branches=new_branches)
         return outs, [0] * len(outs)
     # A predicate per example: run both branches on every example, then select.
-    from minijax.vmap import vmap_flat
     results = [vmap_flat(lambda *a, b=b: _run(b, *a), axis_size, list(arg_dims), list(args))
                for b in branches]
     index = move_batch_axis(axis_size, index_dim, 0, index)
@@ -406,21 +457,20 @@ def _staged_zeros(aval):
     return lax.broadcast_in_dim(scalar, aval.shape, ())
 
 
-def _cond_partial_eval(trace: PartialEvalTrace, tracers, *, branches):
-    index, *args = tracers
-    if not index.pval.is_known:
+def _cond_partial_eval(trace: PartialEvalTrace, args, *, branches):
+    index, *args = args
+    if trace.is_own(index):
         raise ValueError("cond with an unknown predicate cannot be linearized")
-    unks = tuple(not t.pval.is_known for t in args)
+    unks = tuple(map(trace.is_own, args))
     known, unknown, out_unks, num_res = _split_cond(branches, unks)
-    known_vals = [t.pval.const for t, u in zip(args, unks) if not u]
-    outs_and_res = cond_p.bind(index.pval.const, *known_vals, branches=known)
-    known_outs, residuals = outs_and_res[:len(outs_and_res) - num_res], \
-        outs_and_res[len(outs_and_res) - num_res:]
-    res_tracers = [trace.instantiate_const(full_raise(trace, r))
-                   for r in [index.pval.const, *residuals]]
-    unknown_args = [t for t, u in zip(args, unks) if u]
-    unknown_outs = trace.stage(cond_p, res_tracers + unknown_args, dict(branches=unknown),
-                               unknown[0].out_avals)
+    known_vals = [x for x, u in zip(args, unks) if not u]
+    outs_and_res = cond_p.bind_with_trace(trace.parent_trace, [index, *known_vals],
+                                          dict(branches=known))
+    num_known = len(outs_and_res) - num_res
+    known_outs, residuals = outs_and_res[:num_known], outs_and_res[num_known:]
+    unknown_args = [x for x, u in zip(args, unks) if u]
+    unknown_outs = trace.add_eqn(cond_p, [index, *residuals, *unknown_args],
+                                 dict(branches=unknown), unknown[0].out_avals)
     k, u = iter(known_outs), iter(unknown_outs)
     return [next(u) if unk else next(k) for unk in out_unks]
 
@@ -442,11 +492,12 @@ def _cond_partial_eval_jaxpr(unks_in, eqn: JaxprEqn):
 
 
 def _cond_transpose(cts, index, *args, branches):
-    undefined = tuple(isinstance(a, UndefPrimal) for a in args)
+    cts = [instantiate_zeros(ct) for ct in cts]
+    undefined = tuple(is_undefined_primal(a) for a in args)
     transposed = [transpose_jaxpr(b, undefined) for b in branches]
     new_branches = _join_consts([t for t, _ in transposed], [c for _, c in transposed])
     consts = [c for _, cs in transposed for c in cs]
-    residuals = [a for a in args if not isinstance(a, UndefPrimal)]
+    residuals = [a for a in args if not is_undefined_primal(a)]
     outs = iter(cond_p.bind(index, *consts, *residuals, *cts, branches=new_branches))
     return [None] + [next(outs) if u else None for u in undefined]
 

@@ -1,0 +1,316 @@
+"""The transformations as users call them (JAX's ``api.py``).
+
+Each one flattens its arguments' pytrees, runs the flat machinery of its
+interpreter (``ad``, ``batching``, ``partial_eval``) and rebuilds the pytrees.
+"""
+from __future__ import annotations
+
+import collections
+import functools
+import inspect
+from typing import Any, Callable
+
+from minijax import dtypes
+from minijax.lax import lax
+from minijax.ad import (
+    UndefinedPrimal, Zero, backward_pass, instantiate_zeros, jvp_flat, linearize_flat,
+    zeros_like_aval)
+from minijax.batching import move_batch_axis, not_mapped, vmap_flat
+from minijax.core import ShapedArray, get_aval
+from minijax.jaxpr import ClosedJaxpr, eval_jaxpr
+from minijax.partial_eval import trace_to_jaxpr
+from minijax.pjit import bind_static_args, shaped_aval
+from minijax.tree_util import (
+    broadcast_prefix, flatten_fun, leaf_paths, tree_flatten, tree_map, tree_unflatten)
+
+
+def jvp(fun: Callable, primals, tangents):
+    """Evaluate ``fun`` at ``primals`` and its derivative along ``tangents``.
+
+    ``primals`` and ``tangents`` are tuples (or lists) with one pytree per
+    argument of ``fun``; returns ``(primals_out, tangents_out)``.
+    """
+    if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
+        raise TypeError("primal and tangent arguments to jvp must be tuples or lists; "
+                        f"found {type(primals).__name__} and {type(tangents).__name__}.")
+    primals_flat, in_tree = tree_flatten(tuple(primals))
+    tangents_flat, tangent_tree = tree_flatten(tuple(tangents))
+    if in_tree != tangent_tree:
+        raise TypeError(f"primal and tangent arguments to jvp must have the same tree "
+                        f"structure; primals have tree structure {in_tree} whereas "
+                        f"tangents have tree structure {tangent_tree}.")
+    for p, t in zip(primals_flat, tangents_flat):
+        check_tangent(get_aval(p), get_aval(t))
+    flat_fun, out_tree = flatten_fun(fun, in_tree)
+    # The values go in as given, as in JAX: an input returned unchanged comes back
+    # as the same object (a Python float stays a float).
+    primals_out, tangents_out = jvp_flat(flat_fun, primals_flat, tangents_flat)
+    return (tree_unflatten(out_tree.get(), primals_out),
+            tree_unflatten(out_tree.get(), tangents_out))
+
+
+def check_tangent(primal_aval, tangent_aval) -> None:
+    if primal_aval.shape != tangent_aval.shape:
+        raise ValueError(f"jvp called with different primal and tangent shapes; got "
+                         f"primal shape {primal_aval.shape} and tangent shape "
+                         f"{tangent_aval.shape}")
+    if dtypes.is_float(primal_aval.dtype) and primal_aval.dtype != tangent_aval.dtype:
+        raise TypeError(f"primal and tangent arguments to jvp do not match; dtypes must "
+                        f"be equal, got {primal_aval.dtype.name} and "
+                        f"{tangent_aval.dtype.name}")
+
+
+
+def make_jaxpr(fun: Callable, static_argnums: int | tuple[int, ...] = ()) -> Callable:
+    """A function that returns the jaxpr ``fun`` stages for the given arguments."""
+    static_argnums = (static_argnums,) if isinstance(static_argnums, int) else static_argnums
+
+    @functools.wraps(fun)
+    def make(*args) -> ClosedJaxpr:
+        dynamic_fun, dynamic_args = bind_static_args(fun, args, static_argnums)
+        flat_args, in_tree = tree_flatten(tuple(dynamic_args))
+        flat_fun, _ = flatten_fun(lambda *a: dynamic_fun(*a), in_tree)
+        jaxpr, consts = trace_to_jaxpr(flat_fun, [shaped_aval(x) for x in flat_args])
+        return ClosedJaxpr(jaxpr, consts)
+
+    return make
+
+
+def linearize(fun: Callable, *primals) -> tuple[Any, Callable]:
+    """``fun``'s output at ``primals`` and its JVP there as a linear function of tangents."""
+    primals_flat, in_tree = tree_flatten(primals)
+    flat_fun, out_tree = flatten_fun(fun, in_tree)
+    primals_out, nonzeros, jaxpr, residuals = linearize_flat(flat_fun, primals_flat)
+
+    def f_jvp(*tangents):
+        tangents_flat, tree = tree_flatten(tangents)
+        if tree != in_tree:
+            raise TypeError(f"linearized function called on tangent values inconsistent "
+                            f"with the original primal values: expected {in_tree}, got {tree}")
+        outs = iter(eval_jaxpr(jaxpr, residuals, *tangents_flat))
+        tangents_out = [next(outs) if nz else zeros_like_aval(get_aval(p))
+                        for p, nz in zip(primals_out, nonzeros)]
+        return tree_unflatten(out_tree.get(), tangents_out)
+
+    return tree_unflatten(out_tree.get(), primals_out), f_jvp
+
+
+def vjp(fun: Callable, *primals, has_aux: bool = False):
+    """``fun``'s output at ``primals`` and a function from output cotangents to
+    input cotangents; with ``has_aux``, ``fun`` returns ``(output, aux)`` and so
+    does the call, followed by the aux data."""
+    primals_flat, in_tree = tree_flatten(primals)
+    flat_fun, out_tree = flatten_fun(_split_aux(fun) if has_aux else fun, in_tree)
+    primals_out, nonzeros, jaxpr, residuals = linearize_flat(flat_fun, primals_flat)
+    out = tree_unflatten(out_tree.get(), primals_out)
+    out, aux = out if has_aux else (out, None)
+    out_struct = tree_flatten(out)[1]
+    num_out = out_struct.num_leaves
+
+    def f_vjp(cotangent):
+        cts_flat, tree = tree_flatten(cotangent)
+        if tree != out_struct:
+            raise ValueError(f"Tree structure of cotangent input {tree}, does not match "
+                            f"structure of primal output {out_struct}.")
+        for ct, p in zip(cts_flat, primals_out):
+            _check_cotangent(get_aval(ct), get_aval(p))
+        # Aux outputs are not differentiated: their cotangents are zero.
+        cts_out = cts_flat + [Zero(get_aval(p)) for p in primals_out[num_out:]]
+        undefined = [UndefinedPrimal(get_aval(p)) for p in primals_flat]
+        cts_in = backward_pass(jaxpr, residuals, undefined,
+                               [ct for ct, nz in zip(cts_out, nonzeros) if nz])
+        return tree_unflatten(in_tree, [instantiate_zeros(ct) for ct in cts_in])
+
+    return (out, f_vjp, aux) if has_aux else (out, f_vjp)
+
+
+def _split_aux(fun: Callable) -> Callable:
+    def with_aux_as_output(*args):
+        result = fun(*args)
+        if not (isinstance(result, (tuple, list)) and len(result) == 2):
+            raise TypeError("a function called with has_aux=True must return a pair "
+                            "(output, auxiliary data)")
+        return tuple(result)
+    return with_aux_as_output
+
+
+def _check_cotangent(ct_aval: ShapedArray, primal_aval: ShapedArray) -> None:
+    if ct_aval.shape != primal_aval.shape or ct_aval.dtype != primal_aval.dtype:
+        raise ValueError(f"unexpected cotangent type {ct_aval.str_short()} for an output "
+                         f"of type {primal_aval.str_short()}")
+
+
+def value_and_grad(fun: Callable, argnums: int | tuple[int, ...] = 0,
+                   has_aux: bool = False) -> Callable:
+    """A function returning ``fun``'s value and its gradient with respect to the
+    arguments ``argnums``."""
+
+    @functools.wraps(fun)
+    def value_and_grad_f(*args, **kwargs):
+        positions = _check_argnums(argnums, args)
+        for i in positions:
+            tree_map(_check_input_dtype, args[i])
+
+        def fun_of_diff_args(*diff_args):
+            full = list(args)
+            for i, a in zip(positions, diff_args):
+                full[i] = a
+            return fun(*full, **kwargs)  # keyword arguments are not differentiated
+
+        diff_args = [args[i] for i in positions]
+        if has_aux:
+            ans, f_vjp, aux = vjp(fun_of_diff_args, *diff_args, has_aux=True)
+        else:
+            ans, f_vjp = vjp(fun_of_diff_args, *diff_args)
+        _check_scalar(ans)
+        grads = f_vjp(lax.full_like(ans, 1))
+        grads = grads[0] if isinstance(argnums, int) else grads
+        return ((ans, aux), grads) if has_aux else (ans, grads)
+
+    return value_and_grad_f
+
+
+def grad(fun: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False) -> Callable:
+    """The gradient of a scalar function with respect to the arguments ``argnums``."""
+    value_and_grad_f = value_and_grad(fun, argnums, has_aux)
+
+    @functools.wraps(fun)
+    def grad_f(*args, **kwargs):
+        if has_aux:
+            (_, aux), g = value_and_grad_f(*args, **kwargs)
+            return g, aux
+        return value_and_grad_f(*args, **kwargs)[1]
+
+    return grad_f
+
+
+def _check_argnums(argnums, args) -> tuple[int, ...]:
+    positions = (argnums,) if isinstance(argnums, int) else tuple(argnums)
+    for i in positions:
+        if not -len(args) <= i < len(args):
+            raise TypeError(
+                f"differentiating with respect to argnums={argnums} requires at least "
+                f"{max(positions) + 1} positional arguments to be passed by the caller, "
+                f"but got only {len(args)} positional arguments.")
+    return tuple(i % len(args) for i in positions)
+
+
+def _check_input_dtype(x) -> None:
+    dtype = get_aval(x).dtype
+    if not dtypes.is_float(dtype):
+        raise TypeError(
+            f"grad requires real- or complex-valued inputs (input dtype that is a "
+            f"sub-dtype of np.inexact), but got {dtype.name}. If you want to use "
+            f"Boolean- or integer-valued inputs, use vjp.")
+
+
+def _check_scalar(x) -> None:
+    leaves, tree = tree_flatten(x)
+    if len(leaves) != 1 or tree.node_type is not None:
+        raise TypeError(f"Gradient only defined for scalar-output functions. Output was {x}.")
+    aval = get_aval(x)
+    if aval.shape != ():
+        raise TypeError(f"Gradient only defined for scalar-output functions. "
+                        f"Output had shape: {aval.shape}.")
+    if not dtypes.is_float(aval.dtype):
+        raise TypeError(f"grad requires real-valued outputs (output dtype that is a "
+                        f"sub-dtype of np.floating), but got {aval.dtype.name}.")
+
+
+def _axis_size(fun: Callable, args: tuple, args_flat: list, in_axes: list,
+               axis_size: int | None) -> int:
+    """The size of the mapped axes, which must all agree (with axis_size, if given)."""
+    sizes = [get_aval(x).shape[ax] if ax is not not_mapped else None
+             for x, ax in zip(args_flat, in_axes)]
+    distinct = {s for s in sizes if s is not None} | ({axis_size} - {None})
+    if len(distinct) == 1:
+        return distinct.pop()
+    if not distinct:
+        raise ValueError("vmap must have at least one non-None value in in_axes or "
+                         "axis_size must be specified")
+    raise ValueError(_inconsistent_sizes(fun, args, args_flat, in_axes, sizes, axis_size))
+
+
+def _inconsistent_sizes(fun, args, args_flat, in_axes, sizes, axis_size) -> str:
+    """JAX's message: each size found, most common first, with an argument that has it."""
+    leaves = [f"{name} of type {get_aval(x).str_short(short_dtypes=False)}"
+              for name, x in zip(_leaf_names(fun, args), args_flat)]
+    lines = [] if axis_size is None else [f"  * the `axis_size` argument was {axis_size}"]
+    counts = collections.Counter(s for s in sizes if s is not None).most_common()
+    for rank, (size, count) in enumerate(counts):
+        i = sizes.index(size)
+        example = f"axis {in_axes[i]} of {leaves[i]}"
+        if count == 1:
+            lines.append(f"  * one axis had size {size}: {example}")
+        else:
+            lines.append(f"  * {'most' if rank == 0 else 'some'} axes ({count} of them) "
+                         f"had size {size}, e.g. {example}")
+    return "vmap got inconsistent sizes for array axes to be mapped:\n" + ";\n".join(lines)
+
+
+def _leaf_names(fun: Callable, args: tuple) -> list[str]:
+    """Each leaf of the arguments named by its parameter and its path: ``argument p['a']``
+    (``args[1]`` when the signature gives no name)."""
+    try:
+        params = list(inspect.signature(fun).bind(*args).signature.parameters)
+    except (TypeError, ValueError):
+        params = []
+    return [f"argument {params[i]}{path}" if i < len(params) else f"args[{i}]{path}"
+            for i, arg in enumerate(args) for path in leaf_paths(arg)]
+
+
+def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0,
+         axis_size: int | None = None) -> Callable:
+    """Map ``fun`` over axis ``in_axes`` of its arguments, stacking results at ``out_axes``.
+
+    ``in_axes`` and ``out_axes`` are an int, None (not mapped) or a pytree of
+    those matching a prefix of the arguments (a tuple, one entry per argument)
+    or of the outputs.  ``axis_size`` gives the size of the mapped axis, which is
+    needed only when no argument is mapped.
+    """
+    if isinstance(in_axes, list):
+        in_axes = tuple(in_axes)  # JAX accepts a list here, meaning a tuple
+
+    @functools.wraps(fun)
+    def batched_fun(*args):
+        if isinstance(in_axes, tuple) and len(in_axes) != len(args):
+            raise ValueError(
+                f"vmap in_axes must be an int, None, or a tuple of entries corresponding "
+                f"to the positional arguments passed to the function, but got "
+                f"len(in_axes)={len(in_axes)}, len(args)={len(args)}")
+        args_flat, in_tree = tree_flatten(args)
+        axes_flat = _axes_per_leaf(in_axes if isinstance(in_axes, tuple) else
+                                      (in_axes,) * len(args), args, "in_axes")
+        normalized = [_normalize_axis(ax, get_aval(x).ndim, "in_axes")
+                      for x, ax in zip(args_flat, axes_flat)]
+        size = _axis_size(fun, args, args_flat, axes_flat, axis_size)  # axes as given
+        flat_fun, out_tree = flatten_fun(fun, in_tree)
+        outs, dims_out = vmap_flat(flat_fun, size, normalized, args_flat)
+        out_axes_flat = _axes_per_leaf(out_axes, tree_unflatten(out_tree.get(), outs),
+                                          "out_axes")
+        outs = [move_batch_axis(size, src, _normalize_axis(
+                    dst, get_aval(o).ndim + 1 - (src is not not_mapped), "out_axes"), o)
+                for o, src, dst in zip(outs, dims_out, out_axes_flat)]
+        return tree_unflatten(out_tree.get(), outs)
+
+    return batched_fun
+
+
+def _axes_per_leaf(prefix, tree, what: str) -> list:
+    """The axis for each leaf of ``tree``, where ``prefix`` gives one for whole subtrees."""
+    try:
+        return broadcast_prefix(prefix, tree)
+    except ValueError as e:
+        raise ValueError(f"vmap {what} specification must be a tree prefix of the "
+                         f"corresponding value: {e}") from None
+
+
+def _normalize_axis(axis, ndim: int, what: str):
+    if axis is None:
+        return None
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"vmap {what} axis {axis} is out of bounds for an array of "
+                         f"rank {ndim}")
+    return axis % ndim
+
+

@@ -1,0 +1,302 @@
+"""Batching (JAX's ``interpreters/batching.py``): ``vmap`` as a transformation.
+
+Under ``vmap`` a value that depends on the mapped inputs is a ``BatchTracer``:
+one array holding every example's value, and the position of the batch axis
+in it.  ``BatchTrace`` applies each primitive once to the whole batch with the
+primitive's *batching rule*, which says where the batch axis of the result
+ends up.  A function ``vmap`` is applied to never sees the batch axis.
+"""
+from __future__ import annotations
+
+import collections
+import functools
+import inspect
+from typing import Any, Callable
+
+from minijax.lax import lax
+from minijax.ad import add_jaxvals_p, custom_lin_p
+from minijax.core import Trace, TraceTag, Tracer, get_aval, take_current_trace, trace_ctx
+from minijax.jaxpr import Jaxpr, cache_per_jaxpr, convert_constvars_jaxpr, jaxpr_as_fun
+from minijax.partial_eval import trace_to_jaxpr
+from minijax.tree_util import (
+    broadcast_prefix, flatten_fun, leaf_paths, tree_flatten, tree_unflatten)
+
+not_mapped = None
+
+
+class BatchTracer(Tracer):
+    __slots__ = ("val", "batch_dim")
+
+    def __init__(self, trace: Trace, val, batch_dim: int):
+        self._trace = trace
+        self.val = val
+        self.batch_dim = batch_dim
+
+    @property
+    def aval(self):
+        aval = get_aval(self.val)
+        return aval.update(shape=aval.shape[:self.batch_dim] + aval.shape[self.batch_dim + 1:])
+
+    def _short_repr(self) -> str:
+        return f"VmapTracer(aval={self.aval}, batched={get_aval(self.val)})"
+
+
+class BatchTrace(Trace):
+    """Applies primitives to whole batches, tracking where each batch axis is."""
+
+    def __init__(self, parent_trace: Trace, tag: TraceTag, axis_size: int):
+        super().__init__(parent_trace, tag)
+        self.axis_size = axis_size
+
+    def to_batch_info(self, x) -> tuple[Any, int | None]:
+        """Its own tracers are unpacked; any other value is the same for every example."""
+        if isinstance(x, BatchTracer) and x._trace.tag is self.tag:
+            return x.val, x.batch_dim
+        return x, not_mapped
+
+    def new_tracer(self, val, dim):
+        return val if dim is not_mapped else BatchTracer(self, val, dim)
+
+    def process_primitive(self, primitive, args, params):
+        vals, dims = zip(*map(self.to_batch_info, args))
+        if all(d is not_mapped for d in dims):
+            return primitive.bind_with_trace(self.parent_trace, vals, params)
+        rule = vmap_rules.get(primitive)
+        if rule is None:
+            raise NotImplementedError(f"Batching rule for '{primitive}' not implemented")
+        previous, trace_ctx.trace = trace_ctx.trace, self.parent_trace
+        try:
+            vals_out, dims_out = rule(self.axis_size, vals, dims, **params)
+        finally:
+            trace_ctx.trace = previous
+        if primitive.multiple_results:
+            return [self.new_tracer(v, d) for v, d in zip(vals_out, dims_out)]
+        return self.new_tracer(vals_out, dims_out)
+
+    def process_custom_jvp_call(self, primitive, fun, jvp, args, **params):
+        # Even with no batched argument, fun and the rule may close over batched
+        # values: they run batched too, under traces with this trace's tag.
+        vals, dims = zip(*map(self.to_batch_info, args)) if args else ((), ())
+        batch = functools.partial(batch_subtrace, self.tag, self.axis_size)
+        # Tangents come batched as their primals; outputs of both are batched at
+        # axis 0, so the batched rule matches the batched function.
+        outs = primitive.bind_with_trace(
+            self.parent_trace, (batch(fun, dims), batch(jvp, dims * 2), *vals), params)
+        return [BatchTracer(self, o, 0) for o in outs]
+
+    def process_custom_vjp_call(self, primitive, fun, fwd, bwd, args, **params):
+        vals, dims = zip(*map(self.to_batch_info, args)) if args else ((), ())
+        batch = functools.partial(batch_subtrace, self.tag, self.axis_size)
+        # fwd's outputs and residuals, and bwd's inputs, are all batched at axis 0,
+        # so the batched rules agree with each other.
+        outs = primitive.bind_with_trace(
+            self.parent_trace, (batch(fun, dims), batch(fwd, dims),
+                                _batch_bwd(bwd, self.tag, self.axis_size, dims), *vals), params)
+        return [BatchTracer(self, o, 0) for o in outs]
+
+
+def _batch_bwd(bwd: Callable, tag: TraceTag, axis_size: int, in_dims) -> Callable:
+    """bwd batched at axis 0, returning each input's cotangent in the layout of
+    that input: its batch axis where the input has it, or, for an input that is
+    not batched (one value shared by the whole batch), the sum over the batch."""
+    bwd_at_front = batch_subtrace(tag, axis_size, bwd)
+
+    @functools.wraps(bwd)
+    def bwd_batched(*residuals_and_cts):
+        cts = bwd_at_front(*residuals_and_cts)
+        return [lax.reduce_sum(ct, (0,)) if d is not_mapped
+                else move_batch_axis(axis_size, 0, d, ct) for ct, d in zip(cts, in_dims)]
+    return bwd_batched
+
+
+vmap_rules: dict = {}
+
+
+def vmap_flat(f: Callable, axis_size: int, in_dims, args, tag: TraceTag | None = None
+              ) -> tuple[list, list]:
+    """Run ``f`` (flat in, flat out) batched; returns its outputs and their batch
+    axes.  Given a ``tag``, tracers of earlier traces with that tag, which ``f``
+    may close over, are batched values too."""
+    with take_current_trace() as parent:
+        trace = BatchTrace(parent, TraceTag() if tag is None else tag, axis_size)
+        tracers = [trace.new_tracer(x, d) for x, d in zip(args, in_dims)]
+        trace_ctx.trace = trace
+        outs = f(*tracers)
+        trace_ctx.trace = parent
+        infos = [trace.to_batch_info(out) for out in outs]
+        trace.invalidate()
+    return [v for v, _ in infos], [d for _, d in infos]
+
+
+def batch_subtrace(tag: TraceTag | None, axis_size: int, f: Callable, in_dims=None) -> Callable:
+    """``f`` (flat in, flat out) batched, with every output's batch axis at 0.
+
+    ``in_dims`` gives the inputs' batch axes; None means all at axis 0.
+    """
+    @functools.wraps(f)
+    def f_batched(*args):
+        dims = list(in_dims) if in_dims is not None else [0] * len(args)
+        outs, out_dims = vmap_flat(f, axis_size, dims, args, tag)
+        return [move_batch_axis(axis_size, d, 0, o) for o, d in zip(outs, out_dims)]
+    return f_batched
+
+
+def move_batch_axis(axis_size: int, src, dst, x):
+    """Put the batch axis of ``x`` (at ``src``, or absent) at position ``dst``."""
+    if src is not_mapped:
+        if dst is not_mapped:
+            return x
+        shape = list(get_aval(x).shape)
+        shape.insert(dst, axis_size)
+        return lax.broadcast_in_dim(x, tuple(shape),
+                                    tuple(i for i in range(len(shape)) if i != dst))
+    if dst is not_mapped:
+        raise ValueError("vmap has mapped output but out_axes is None")
+    if src == dst:
+        return x
+    perm = [i for i in range(get_aval(x).ndim) if i != src]
+    perm.insert(dst, src)
+    return lax.transpose(x, tuple(perm))
+
+
+# ---------------------------------------------------------------------------
+# Batching rules: (axis_size, values, batch dims, **params) -> (values, batch dims).
+
+
+def _at_front(axis_size: int, x, dim):
+    return move_batch_axis(axis_size, dim, 0, x)
+
+
+def _elementwise_rule(primitive):
+    """Elementwise primitives: line the batch axes up at the front, then apply.
+    (Operands have equal per-example shapes: minijax.numpy broadcast them.)"""
+    def rule(axis_size, vals, dims, **params):
+        if len(vals) == 1:
+            return primitive.bind(vals[0], **params), dims[0]
+        vals = [_at_front(axis_size, v, d) for v, d in zip(vals, dims)]
+        return primitive.bind(*vals, **params), 0
+    vmap_rules[primitive] = rule
+
+
+def _select_n_rule(axis_size, vals, dims):
+    (which, *cases), (which_dim, *case_dims) = vals, dims
+    cases = [_at_front(axis_size, c, d) for c, d in zip(cases, case_dims)]
+    case_shape = get_aval(cases[0]).shape
+    if which_dim is not_mapped and get_aval(which).ndim == 0:
+        return lax.select_n(which, *cases), 0  # one predicate for everything
+    which = _at_front(axis_size, which, which_dim)
+    # A scalar predicate per example is spread over that example's elements.
+    which = lax.broadcast_in_dim(which, case_shape, tuple(range(get_aval(which).ndim)))
+    return lax.select_n(which, *cases), 0
+
+
+def _reduce_rule(primitive):
+    def rule(axis_size, vals, dims, *, axes):
+        (x,), (d,) = vals, dims
+        x = _at_front(axis_size, x, d)
+        return primitive.bind(x, axes=tuple(a + 1 for a in axes)), 0
+    vmap_rules[primitive] = rule
+
+
+def _broadcast_in_dim_rule(axis_size, vals, dims, *, shape, broadcast_dimensions):
+    x = _at_front(axis_size, vals[0], dims[0])
+    return lax.broadcast_in_dim(x, (axis_size, *shape),
+                                (0, *[d + 1 for d in broadcast_dimensions])), 0
+
+
+def _reshape_rule(axis_size, vals, dims, *, new_sizes):
+    x = _at_front(axis_size, vals[0], dims[0])
+    return lax.reshape(x, (axis_size, *new_sizes)), 0
+
+
+def _squeeze_rule(axis_size, vals, dims, *, dimensions):
+    x = _at_front(axis_size, vals[0], dims[0])
+    return lax.squeeze(x, tuple(d + 1 for d in dimensions)), 0
+
+
+def _transpose_rule(axis_size, vals, dims, *, permutation):
+    x = _at_front(axis_size, vals[0], dims[0])
+    return lax.transpose(x, (0, *[p + 1 for p in permutation])), 0
+
+
+def _slice_rule(axis_size, vals, dims, *, start_indices, limit_indices, strides):
+    x = _at_front(axis_size, vals[0], dims[0])
+    return lax.slice(x, (0, *start_indices), (axis_size, *limit_indices),
+                     None if strides is None else (1, *strides)), 0
+
+
+def _pad_rule(axis_size, vals, dims, *, padding_config):
+    (x, padding_value), (d, pad_dim) = vals, dims
+    if pad_dim is not not_mapped:
+        raise NotImplementedError("batching pad with a per-example padding value")
+    x = _at_front(axis_size, x, d)
+    return lax.pad(x, padding_value, ((0, 0, 0), *padding_config)), 0
+
+
+def _concatenate_rule(axis_size, vals, dims, *, dimension):
+    vals = [_at_front(axis_size, v, d) for v, d in zip(vals, dims)]
+    return lax.concatenate(vals, dimension + 1), 0
+
+
+def _dot_general_rule(axis_size, vals, dims, *, dimension_numbers, preferred_element_type):
+    (x, y), (x_dim, y_dim) = vals, dims
+    (x_contract, y_contract), (x_batch, y_batch) = dimension_numbers
+    shift = lambda axes: tuple(a + 1 for a in axes)  # noqa: E731
+    if x_dim is not not_mapped and y_dim is not not_mapped:
+        # Both batched: the vmapped axis becomes one more batch axis of dot_general.
+        x, y = _at_front(axis_size, x, x_dim), _at_front(axis_size, y, y_dim)
+        numbers = ((shift(x_contract), shift(y_contract)),
+                   ((0, *shift(x_batch)), (0, *shift(y_batch))))
+        return lax.dot_general(x, y, numbers, preferred_element_type), 0
+    if x_dim is not not_mapped:
+        # Only x: its vmapped axis is a free axis, the first of x's free axes.
+        x = _at_front(axis_size, x, x_dim)
+        numbers = ((shift(x_contract), y_contract), (shift(x_batch), y_batch))
+        return lax.dot_general(x, y, numbers, preferred_element_type), len(x_batch)
+    y = _at_front(axis_size, y, y_dim)
+    x_free = get_aval(x).ndim - len(x_contract) - len(x_batch)
+    numbers = ((x_contract, shift(y_contract)), (x_batch, shift(y_batch)))
+    return lax.dot_general(x, y, numbers, preferred_element_type), len(x_batch) + x_free
+
+
+@cache_per_jaxpr
+def vmap_jaxpr(jaxpr: Jaxpr, axis_size: int, dims_in: tuple) -> tuple[Jaxpr, list]:
+    """The batched version of ``jaxpr``, with every output batched at axis 0."""
+    def batched(*args):
+        outs, dims_out = vmap_flat(jaxpr_as_fun(jaxpr), axis_size, list(dims_in), list(args))
+        return [move_batch_axis(axis_size, d, 0, o) for o, d in zip(outs, dims_out)]
+
+    in_avals = [aval if d is not_mapped else
+                aval.update(shape=aval.shape[:d] + (axis_size,) + aval.shape[d:])
+                for aval, d in zip(jaxpr.in_avals, dims_in)]
+    new_jaxpr, consts = trace_to_jaxpr(batched, in_avals)
+    return convert_constvars_jaxpr(new_jaxpr), consts
+
+
+for _p in (lax.neg_p, lax.sign_p, lax.floor_p, lax.ceil_p, lax.round_p, lax.sin_p,
+           lax.cos_p, lax.tan_p, lax.tanh_p, lax.exp_p, lax.log_p, lax.log1p_p, lax.expm1_p,
+           lax.sqrt_p, lax.abs_p, lax.add_p, lax.sub_p, lax.mul_p, lax.div_p, lax.max_p,
+           lax.min_p, lax.pow_p, lax.lt_p, lax.le_p, lax.gt_p, lax.ge_p, lax.eq_p, lax.ne_p,
+           lax.integer_pow_p, lax.convert_element_type_p, add_jaxvals_p):
+    _elementwise_rule(_p)
+_reduce_rule(lax.reduce_sum_p)
+_reduce_rule(lax.reduce_max_p)
+_reduce_rule(lax.reduce_min_p)
+vmap_rules.update({
+    lax.select_n_p: _select_n_rule,
+    lax.broadcast_in_dim_p: _broadcast_in_dim_rule,
+    lax.reshape_p: _reshape_rule,
+    lax.squeeze_p: _squeeze_rule,
+    lax.transpose_p: _transpose_rule,
+    lax.slice_p: _slice_rule,
+    lax.pad_p: _pad_rule,
+    lax.dot_general_p: _dot_general_rule,
+    lax.concatenate_p: _concatenate_rule,
+})
+
+
+def _no_forward_mode(axis_size, vals, dims, **params):
+    return custom_lin_p.impl(*vals, **params)  # raises JAX's error
+
+
+vmap_rules[custom_lin_p] = _no_forward_mode
