@@ -79,16 +79,13 @@ def add_tangents(x, y):
 
 
 class JVPTracer(Tracer):
-    __slots__ = ("primal", "tangent")
+    __slots__ = ("primal", "tangent", "aval")
 
     def __init__(self, trace: Trace, primal, tangent):
         self._trace = trace
         self.primal = primal
         self.tangent = tangent
-
-    @property
-    def aval(self) -> ShapedArray:
-        return get_aval(self.primal)
+        self.aval = get_aval(primal)
 
     def to_concrete_value(self):
         # Forward mode keeps the primal, so Python control flow on it works.
@@ -130,8 +127,16 @@ class JVPTrace(Trace):
         return primal if type(tangent) is Zero else self.tracer_type(self, primal, tangent)
 
     def process_primitive(self, primitive, args, params):
-        primals, tangents = zip(*map(self.to_primal_tangent_pair, args))
-        if all(type(t) is Zero for t in tangents):
+        primals, tangents, all_zero = [], [], True
+        for x in args:
+            if isinstance(x, JVPTracer) and x._trace.tag is self.tag:
+                primals.append(x.primal)
+                tangents.append(x.tangent)
+                all_zero = False
+            else:  # a constant: zero tangent
+                primals.append(x)
+                tangents.append(Zero(get_aval(x)))
+        if all_zero:
             return primitive.bind_with_trace(self.parent_trace, primals, params)
         rule = jvp_rules.get(primitive)
         if rule is None:
@@ -241,8 +246,9 @@ def linearize_flat(f: Callable, primals: list) -> tuple[list, list[bool], Jaxpr,
         pairs = [trace.to_primal_tangent_pair(out) for out in outs]
         trace.invalidate()
     nonzeros = [type(t) is not Zero for _, t in pairs]
+    # Scalar residuals stay constants (no literals: nobody prints this jaxpr).
     jaxpr, residuals = tangent_trace.to_jaxpr(
-        tangents_in, [t for _, t in pairs if type(t) is not Zero])
+        tangents_in, [t for _, t in pairs if type(t) is not Zero], literals=False)
     tangent_trace.invalidate()
     return [p for p, _ in pairs], nonzeros, dce_jaxpr(jaxpr), residuals
 
@@ -283,9 +289,8 @@ def defjvp(primitive: Primitive, *rules: Callable | None) -> None:
     tangent is g.  Zero tangents contribute nothing; the others are summed."""
     def jvp(primals, tangents, **params):
         out = primitive.bind(*primals, **params)
-        contributions = [rule(t, *primals, **params)
-                         for rule, t in zip(rules, tangents) if rule and type(t) is not Zero]
-        return out, functools.reduce(add_tangents, contributions, Zero.from_primal_value(out))
+        return out, _sum_tangents(out, [rule(t, *primals, **params) for rule, t
+                                        in zip(rules, tangents) if rule and type(t) is not Zero])
     jvp_rules[primitive] = jvp
 
 
@@ -293,10 +298,15 @@ def defjvp2(primitive: Primitive, *rules: Callable | None) -> None:
     """As ``defjvp``, the rules also getting the output: ``rule(g, ans, *primals)``."""
     def jvp(primals, tangents, **params):
         out = primitive.bind(*primals, **params)
-        contributions = [rule(t, out, *primals, **params)
-                         for rule, t in zip(rules, tangents) if rule and type(t) is not Zero]
-        return out, functools.reduce(add_tangents, contributions, Zero.from_primal_value(out))
+        return out, _sum_tangents(out, [rule(t, out, *primals, **params) for rule, t
+                                        in zip(rules, tangents) if rule and type(t) is not Zero])
     jvp_rules[primitive] = jvp
+
+
+def _sum_tangents(out, contributions: list):
+    if not contributions:
+        return Zero.from_primal_value(out)
+    return functools.reduce(add_tangents, contributions)
 
 
 def deflinear(primitive: Primitive) -> None:

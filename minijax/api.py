@@ -21,7 +21,7 @@ from minijax.jaxpr import ClosedJaxpr, eval_jaxpr
 from minijax.partial_eval import trace_to_jaxpr
 from minijax.pjit import bind_static_args, shaped_aval
 from minijax.tree_util import (
-    broadcast_prefix, flatten_fun, leaf_paths, tree_flatten, tree_map, tree_unflatten)
+    broadcast_prefix, flatten_fun, leaf_paths, tree_flatten, tree_leaves, tree_unflatten)
 
 
 def jvp(fun: Callable, primals, tangents):
@@ -104,7 +104,7 @@ def vjp(fun: Callable, *primals, has_aux: bool = False):
     primals_out, nonzeros, jaxpr, residuals = linearize_flat(flat_fun, primals_flat)
     out = tree_unflatten(out_tree.get(), primals_out)
     out, aux = out if has_aux else (out, None)
-    out_struct = tree_flatten(out)[1]
+    out_struct = tree_flatten(out)[1] if has_aux else out_tree.get()
     num_out = out_struct.num_leaves
 
     def f_vjp(cotangent):
@@ -149,7 +149,8 @@ def value_and_grad(fun: Callable, argnums: int | tuple[int, ...] = 0,
     def value_and_grad_f(*args, **kwargs):
         positions = _check_argnums(argnums, args)
         for i in positions:
-            tree_map(_check_input_dtype, args[i])
+            for leaf in tree_leaves(args[i]):
+                _check_input_dtype(leaf)
 
         def fun_of_diff_args(*diff_args):
             full = list(args)

@@ -54,7 +54,7 @@ def generate_source(jaxpr: Jaxpr, name: str) -> tuple[str, dict]:
     for each would cost more than the arithmetic.
     """
     impls = _Impls()
-    namespace = {"np": np, "impl": impls}
+    namespace = {"np": np, "impl": impls, "__name__": "minijax.compiled"}
     var_name = _CodeNamer(reserved=set(namespace))
     eqns = dce_jaxpr(jaxpr).eqns
     kept = set(jaxpr.invars) | {v for v in jaxpr.outvars if isinstance(v, Var)}

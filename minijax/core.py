@@ -8,9 +8,8 @@ simply runs the primitive's NumPy implementation.
 """
 from __future__ import annotations
 
-import importlib
 import operator
-import sys
+import warnings
 from contextlib import contextmanager
 from typing import Any, Callable, NamedTuple
 
@@ -32,13 +31,14 @@ from minijax.errors import (
 class ShapedArray:
     """An array's shape, dtype and weak type, without its values."""
 
-    __slots__ = ("shape", "dtype", "weak_type")
+    __slots__ = ("shape", "dtype", "weak_type", "_hash")
 
     def __init__(self, shape: tuple[int, ...], dtype, weak_type: bool = False):
         # Avals are made for every operation: skip conversions that are not needed.
         self.shape = shape if type(shape) is tuple else tuple(shape)
         self.dtype = dtype if isinstance(dtype, np.dtype) else np.dtype(dtype)
         self.weak_type = weak_type
+        self._hash = None
 
     ndim = property(lambda self: len(self.shape))
     size = property(lambda self: int(np.prod(self.shape, dtype=np.int64)))
@@ -59,8 +59,10 @@ class ShapedArray:
         return (type(other) is ShapedArray and self.shape == other.shape
                 and self.dtype == other.dtype and self.weak_type == other.weak_type)
 
-    def __hash__(self):
-        return hash((self.shape, self.dtype, self.weak_type))
+    def __hash__(self):  # avals key jit's cache: hashed once
+        if self._hash is None:
+            self._hash = hash((self.shape, self.dtype, self.weak_type))
+        return self._hash
 
     def __str__(self):  # as tracers show their types: ~ marks a weak type
         return f"{'~' if self.weak_type else ''}{self.str_short(short_dtypes=False)}"
@@ -73,12 +75,18 @@ class ShapedArray:
 _SHORT_DTYPE_NAMES = {dtypes.float32: "f32", dtypes.int32: "i32", dtypes.bool_: "bool"}
 
 
+# Python numbers are weakly typed: an int or float takes the type of the arrays it
+# meets (bool is not: JAX gives Python bools a strong bool dtype).
+_PYTHON_SCALAR_AVALS = {int: ShapedArray((), dtypes.int32, weak_type=True),
+                        float: ShapedArray((), dtypes.float32, weak_type=True)}
+
+
 def get_aval(x) -> ShapedArray:
     """The abstract value of anything minijax accepts as an array."""
-    if isinstance(x, (Tracer, Array)):
+    if type(x) is Array or isinstance(x, Tracer):
         return x.aval
-    if dtypes.is_python_scalar(x):
-        return ShapedArray((), dtypes.dtype_of_python_scalar(x), weak_type=True)
+    if type(x) in _PYTHON_SCALAR_AVALS:
+        return _PYTHON_SCALAR_AVALS[type(x)]
     if isinstance(x, (bool, np.ndarray, np.generic)):
         value = np.asarray(x)
         return ShapedArray(value.shape, dtypes.canonicalize(value.dtype))
@@ -86,49 +94,17 @@ def get_aval(x) -> ShapedArray:
 
 
 # ---------------------------------------------------------------------------
-# Operators shared by concrete arrays and tracers.
-
-
-def _numpy():
-    """minijax.numpy is built on this module, so it is imported on first use."""
-    return sys.modules.get("minijax.numpy") or importlib.import_module("minijax.numpy")
-
-
-def _binary(name: str, reflected: bool = False):
-    def method(self, other):
-        fn = getattr(_numpy(), name)
-        return fn(other, self) if reflected else fn(self, other)
-    return method
+# Concrete arrays and tracers alike.
 
 
 class ArrayMethods:
-    """Python operators and array methods, all written with minijax.numpy."""
+    """What concrete arrays and tracers have in common.  Their operators and
+    methods (``x + y``, ``x.sum()``...) are minijax.numpy functions, which is
+    built on this module: it attaches them when it is imported."""
 
     __slots__ = ()
     __array_priority__ = 100  # NumPy defers to our reflected operators
-
-    __add__, __radd__ = _binary("add"), _binary("add", True)
-    __sub__, __rsub__ = _binary("subtract"), _binary("subtract", True)
-    __mul__, __rmul__ = _binary("multiply"), _binary("multiply", True)
-    __truediv__, __rtruediv__ = _binary("divide"), _binary("divide", True)
-    __pow__, __rpow__ = _binary("power"), _binary("power", True)
-    __matmul__, __rmatmul__ = _binary("matmul"), _binary("matmul", True)
-    __lt__, __le__ = _binary("less"), _binary("less_equal")
-    __gt__, __ge__ = _binary("greater"), _binary("greater_equal")
-    __eq__, __ne__ = _binary("equal"), _binary("not_equal")
     __hash__ = None  # arrays are mutable-looking values, as in NumPy and JAX
-
-    def __neg__(self):
-        return _numpy().negative(self)
-
-    def __pos__(self):
-        return self
-
-    def __abs__(self):
-        return _numpy().abs(self)
-
-    def __getitem__(self, index):
-        return _numpy().getitem(self, index)
 
     def __len__(self):
         if not self.shape:
@@ -142,45 +118,6 @@ class ArrayMethods:
     dtype = property(lambda self: self.aval.dtype)
     ndim = property(lambda self: self.aval.ndim)
     size = property(lambda self: self.aval.size)
-    T = property(lambda self: _numpy().transpose(self))
-
-    def sum(self, axis=None):
-        return _numpy().sum(self, axis)
-
-    def mean(self, axis=None):
-        return _numpy().mean(self, axis)
-
-    def max(self, axis=None):
-        return _numpy().max(self, axis)
-
-    def min(self, axis=None):
-        return _numpy().min(self, axis)
-
-    def reshape(self, *shape):
-        return _numpy().reshape(self, shape[0] if len(shape) == 1 else shape)
-
-    def astype(self, dtype):
-        return _numpy().asarray(self, dtype)
-
-    def ravel(self):
-        return _numpy().reshape(self, (-1,))
-
-    flatten = ravel
-
-    def transpose(self, *axes):
-        return _numpy().transpose(self, (axes[0] if len(axes) == 1 else axes) or None)
-
-    def dot(self, other):
-        return _numpy().dot(self, other)
-
-    def clip(self, min=None, max=None):  # noqa: A002  (NumPy's names)
-        return _numpy().clip(self, min, max)
-
-    def any(self, axis=None):
-        return _numpy().any(self, axis)
-
-    def all(self, axis=None):
-        return _numpy().all(self, axis)
 
 
 # ---------------------------------------------------------------------------
@@ -265,7 +202,7 @@ def to_array(x) -> Array:
 # below it.  Dispatch depends on this context only, never on the arguments.
 
 
-class TraceCtx:
+class TracingContext:
     """Where the current trace is kept (JAX keeps it per thread)."""
 
     __slots__ = ("trace",)
@@ -274,7 +211,7 @@ class TraceCtx:
         self.trace: Trace | None = None
 
 
-trace_ctx = TraceCtx()
+trace_ctx = TracingContext()
 
 
 @contextmanager
@@ -489,13 +426,12 @@ class EvalTrace(Trace):
     """The trace at the bottom: no transformation, primitives just run."""
 
     def process_primitive(self, primitive, args, params):
-        arrays = [_eval_operand(x) for x in args]
+        arrays = [x if type(x) is Array else _eval_operand(x) for x in args]
         out_avals = primitive.abstract_eval(*[a.aval for a in arrays], **params)
-        with np.errstate(all="ignore"):  # overflow gives inf, as in JAX, without warnings
-            outs = primitive.impl(*[a._value for a in arrays], **params)
+        outs = primitive.impl(*[a._value for a in arrays], **params)
         if primitive.multiple_results:
-            return [_as_array(o, aval) for o, aval in zip(outs, out_avals)]
-        return _as_array(outs, out_avals)
+            return [as_array(o, aval) for o, aval in zip(outs, out_avals)]
+        return as_array(outs, out_avals)
 
     def process_custom_jvp_call(self, primitive, fun, jvp, args, **params):
         return fun(*args)  # no derivative is asked for: the rule never runs
@@ -511,7 +447,8 @@ def _eval_operand(x) -> Array:
     return to_array(x)
 
 
-def _as_array(value, aval: ShapedArray) -> Array:
+def as_array(value, aval: ShapedArray) -> Array:
+    """An Array of type ``aval`` holding what a NumPy computation returned."""
     array = Array(np.asarray(value, aval.dtype), aval.weak_type)
     array._aval = aval
     return array
@@ -519,6 +456,12 @@ def _as_array(value, aval: ShapedArray) -> Array:
 
 eval_trace = EvalTrace()
 trace_ctx.trace = eval_trace
+
+# As with XLA, an overflow gives inf and an invalid operation nan, silently.  NumPy
+# would warn; rather than wrap every operation in np.errstate (about a microsecond
+# each), Python is told to ignore NumPy's floating-point warnings from minijax's
+# own code, jit's generated code included (its module is minijax.compiled).
+warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"minijax\.")
 
 
 def concrete_or_error(x, reason: str):

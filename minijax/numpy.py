@@ -16,7 +16,7 @@ import numpy as np
 
 from minijax import dtypes
 from minijax.lax import lax
-from minijax.core import Array, Tracer, get_aval, to_array
+from minijax.core import Array, ArrayMethods, Tracer, get_aval, to_array
 
 pi = math.pi
 e = math.e
@@ -116,6 +116,8 @@ def _as_operand(x):
 def _promote(*args):
     """Convert operands to their common dtype, as JAX's promotion rules say."""
     avals = [get_aval(a) for a in args]
+    if builtins.all(a is avals[0] for a in avals) and not isinstance(args[0], (int, float)):
+        return list(args)  # one type already (the same aval object: common and cheap)
     dtype, weak = dtypes.result_type(*[(a.dtype, a.weak_type) for a in avals])
     return [lax.convert_element_type(a, dtype, weak) if isinstance(a, Tracer)
             else _constant(a, dtype, weak) for a in args]
@@ -145,7 +147,7 @@ def _broadcast(*args, name: str | None = None):
 
 def _promote_to_float(x):
     aval = get_aval(x)
-    if dtypes.is_float(aval.dtype):
+    if aval.dtype.kind == "f":
         return _as_operand(x)
     if isinstance(x, Tracer):
         return lax.convert_element_type(x, dtypes.float32, aval.weak_type)
@@ -493,3 +495,41 @@ def _expand_ellipsis(index: tuple, ndim: int) -> tuple:
         raise IndexError(f"too many indices for array: array is {ndim}-dimensional, "
                          f"but {len(index)} were indexed")
     return index + (builtins.slice(None),) * (ndim - len(index))
+
+
+# ---------------------------------------------------------------------------
+# The operators and methods of arrays and tracers (JAX's numpy/array_methods.py).
+
+
+def _reflected(fn):
+    return lambda self, other: fn(other, self)
+
+
+def _set_array_methods(cls) -> None:
+    operators = {"add": add, "sub": subtract, "mul": multiply, "truediv": divide,
+                 "pow": power, "matmul": matmul}
+    for name, fn in operators.items():
+        setattr(cls, f"__{name}__", fn)
+        setattr(cls, f"__r{name}__", _reflected(fn))
+    comparisons = {"lt": less, "le": less_equal, "gt": greater, "ge": greater_equal,
+                   "eq": equal, "ne": not_equal}
+    for name, fn in comparisons.items():
+        setattr(cls, f"__{name}__", fn)
+    cls.__neg__ = negative
+    cls.__pos__ = lambda self: self
+    cls.__abs__ = abs
+    cls.__getitem__ = getitem
+    cls.T = property(transpose)
+    cls.reshape = lambda self, *shape: reshape(self, shape[0] if len(shape) == 1 else shape)
+    cls.astype = asarray
+    cls.ravel = cls.flatten = lambda self: reshape(self, (-1,))
+    cls.transpose = lambda self, *axes: transpose(
+        self, (axes[0] if len(axes) == 1 else axes) or None)
+    cls.clip = lambda self, min=None, max=None: clip(self, min, max)  # noqa: A002
+    for name, fn in {"sum": sum, "mean": mean, "max": max, "min": min, "any": any,
+                     "all": all}.items():
+        setattr(cls, name, fn)
+    cls.dot = dot
+
+
+_set_array_methods(ArrayMethods)

@@ -27,11 +27,14 @@ from minijax.jaxpr import (
 
 
 class DynamicJaxprTracer(Tracer):
-    __slots__ = ("aval",)
+    """A value being staged: its type, and the jaxpr variable that will hold it."""
+
+    __slots__ = ("aval", "var")
 
     def __init__(self, trace: Trace, aval: ShapedArray):
         self._trace = trace
         self.aval = aval
+        self.var = Var(aval)
 
     def _short_repr(self) -> str:
         return f"JitTracer({self.aval})"
@@ -43,41 +46,30 @@ class DynamicJaxprTrace(Trace):
     def __init__(self, parent_trace: Trace | None = None, tag=None):
         super().__init__(parent_trace, tag)
         self.eqns: list[JaxprEqn] = []
-        self.tracer_to_var: dict[int, Var] = {}
-        self.const_tracers: dict[int, DynamicJaxprTracer] = {}
-        self.constvals: dict[Var, Any] = {}
-        self.keep_alive: list = []  # what the ids above refer to, so no id is reused
+        self.const_tracers: dict[int, DynamicJaxprTracer] = {}  # by the constant's id
+        self.constvals: dict[Var, Any] = {}  # keeps the constants, so no id is reused
 
     def is_own(self, x) -> bool:
-        return isinstance(x, DynamicJaxprTracer) and x._trace is self
+        return type(x) is DynamicJaxprTracer and x._trace is self
 
     def new_arg(self, aval: ShapedArray) -> DynamicJaxprTracer:
-        tracer = DynamicJaxprTracer(self, aval)
-        self._add_var(tracer)
-        return tracer
+        return DynamicJaxprTracer(self, aval)
 
     def to_jaxpr_tracer(self, x) -> DynamicJaxprTracer:
         """Its own tracer as it is; any other value becomes a constant of the jaxpr."""
-        if self.is_own(x):
+        if type(x) is DynamicJaxprTracer and x._trace is self:
             return x
         tracer = self.const_tracers.get(id(x))
         if tracer is None:
             tracer = self.const_tracers[id(x)] = DynamicJaxprTracer(self, get_aval(x))
-            self.constvals[self._add_var(tracer)] = x
-            self.keep_alive.append(x)
+            self.constvals[tracer.var] = x
         return tracer
-
-    def _add_var(self, tracer: DynamicJaxprTracer) -> Var:
-        var = self.tracer_to_var[id(tracer)] = Var(tracer.aval)
-        self.keep_alive.append(tracer)
-        return var
 
     def add_eqn(self, primitive, inputs: list, params: dict, out_avals: list) -> list:
         """Record ``outs = primitive[params] inputs`` and return the new tracers."""
-        tracers_in = [self.to_jaxpr_tracer(x) for x in inputs]
         outs = [DynamicJaxprTracer(self, aval) for aval in out_avals]
-        self.eqns.append(JaxprEqn(primitive, [self.tracer_to_var[id(t)] for t in tracers_in],
-                                  params, [self._add_var(t) for t in outs]))
+        self.eqns.append(JaxprEqn(primitive, [self.to_jaxpr_tracer(x).var for x in inputs],
+                                  params, [t.var for t in outs]))
         return outs
 
     def process_primitive(self, primitive, args, params):
@@ -113,13 +105,15 @@ class DynamicJaxprTrace(Trace):
         jaxpr, consts = trace_to_jaxpr(fun, avals)
         return convert_constvars_jaxpr(jaxpr), consts
 
-    def to_jaxpr(self, in_tracers: list, outs: list) -> tuple[Jaxpr, list]:
+    def to_jaxpr(self, in_tracers: list, outs: list, literals: bool = True
+                 ) -> tuple[Jaxpr, list]:
         """The jaxpr recorded so far, from ``in_tracers`` to ``outs``, and the values
-        of its constants (scalar ones are written into it as literals)."""
-        outvars = [self.tracer_to_var[id(self.to_jaxpr_tracer(x))] for x in outs]
-        invars = [self.tracer_to_var[id(t)] for t in in_tracers]
+        of its constants (scalar ones written into it as literals, unless not asked)."""
+        outvars = [self.to_jaxpr_tracer(x).var for x in outs]
+        invars = [t.var for t in in_tracers]
         jaxpr = Jaxpr(list(self.constvals), invars, self.eqns, outvars)
-        return inline_scalar_literals(jaxpr, list(self.constvals.values()))
+        consts = list(self.constvals.values())
+        return inline_scalar_literals(jaxpr, consts) if literals else (jaxpr, consts)
 
 
 def _without_leading_tangents(jvp: Callable, num_consts: int) -> Callable:
@@ -192,7 +186,10 @@ class PartialEvalTrace(DynamicJaxprTrace):
     """
 
     def process_primitive(self, primitive, args, params):
-        if not any(map(self.is_own, args)):
+        for x in args:
+            if type(x) is DynamicJaxprTracer and x._trace is self:
+                break
+        else:  # all known
             return primitive.bind_with_trace(self.parent_trace, args, params)
         rule = partial_eval_rules.get(primitive)
         if rule is not None:

@@ -11,12 +11,11 @@ import functools
 import weakref
 from typing import Callable
 
-import numpy as np
-
 from minijax import ad, batching
 from minijax.ad import Zero, instantiate_zeros, jvp_jaxpr, transpose_jaxpr
 from minijax.compiler import compile_function
-from minijax.core import Array, Primitive, Tracer, eval_trace, get_aval, to_array, trace_ctx
+from minijax.core import (
+    Array, Primitive, Tracer, as_array, eval_trace, get_aval, to_array, trace_ctx)
 from minijax.jaxpr import (
     Jaxpr, JaxprEqn, Var, cache_per_jaxpr, convert_constvars_jaxpr, pp_jaxpr)
 from minijax.partial_eval import (
@@ -183,6 +182,9 @@ def jit(fun: Callable, static_argnums: int | tuple[int, ...] = ()) -> Callable:
     static_argnums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
     cache = _cache_for(fun)
     name = getattr(fun, "__name__", type(fun).__name__)
+    # Calls with minijax arrays only, outside any transformation: the compiled
+    # function, found by the arguments' types alone (JAX has a C++ path for these).
+    ready: dict[tuple, Callable] = {}
 
     def staged(args: tuple, kwargs: dict):
         dynamic_fun, dynamic_args = bind_static_args(fun, args, static_argnums)
@@ -208,12 +210,19 @@ def jit(fun: Callable, static_argnums: int | tuple[int, ...] = ()) -> Callable:
 
     @functools.wraps(fun)
     def jitted(*args, **kwargs):
+        if trace_ctx.trace is eval_trace and not kwargs:
+            run = ready.get(tuple(map(_aval_of_array, args)))
+            if run is not None:
+                return run(args)
         (jaxpr, consts, out_tree), flat_args = staged(args, kwargs)
-        if trace_ctx.trace is eval_trace:
-            outs = _call_compiled(jaxpr, name, [*consts, *flat_args])
-        else:
+        if trace_ctx.trace is not eval_trace:
             outs = jit_p.bind(*consts, *flat_args, jaxpr=jaxpr, name=name)
-        return tree_unflatten(out_tree, outs)
+            return tree_unflatten(out_tree, outs)
+        run = _runner(jaxpr, name, consts, out_tree)
+        if (not kwargs and not static_argnums and all(type(a) is Array for a in args)
+                and not any(isinstance(c, Tracer) for c in consts)):
+            ready[tuple(a.aval for a in args)] = run
+        return run(flat_args)
 
     def lower(*args, **kwargs) -> Lowered:
         (jaxpr, _, _), _ = staged(args, kwargs)
@@ -223,21 +232,26 @@ def jit(fun: Callable, static_argnums: int | tuple[int, ...] = ()) -> Callable:
     return jitted
 
 
-def _call_compiled(jaxpr: Jaxpr, name: str, args: list) -> list:
-    """What the evaluation trace does with a jit equation, without going through
-    bind: no transformation is active, and the cache key has checked the types."""
-    if any(isinstance(x, Tracer) for x in args):  # a leaked tracer: bind says so
-        return jit_p.bind(*args, jaxpr=jaxpr, name=name)
-    values = [x._value if type(x) is Array else to_array(x)._value for x in args]
-    with np.errstate(all="ignore"):
-        outs = compile_jaxpr(jaxpr, name)(*values)
-    return [_as_array(o, aval) for o, aval in zip(outs, jaxpr.out_avals)]
+def _aval_of_array(x):
+    return x.aval if type(x) is Array else None
 
 
-def _as_array(value, aval) -> Array:
-    array = Array(np.asarray(value, aval.dtype), aval.weak_type)
-    array._aval = aval
-    return array
+def _runner(jaxpr: Jaxpr, name: str, consts: list, out_tree) -> Callable:
+    """What the evaluation trace does with a jit equation, as a function of the
+    flat arguments, without going through bind: no transformation is active, and
+    the cache key has checked the arguments' types."""
+    compiled = compile_jaxpr(jaxpr, name)
+    out_avals = jaxpr.out_avals
+
+    def run(args) -> list:
+        if any(isinstance(x, Tracer) for x in args):  # a leaked tracer: bind says so
+            outs = jit_p.bind(*consts, *args, jaxpr=jaxpr, name=name)
+        else:
+            values = [x._value if type(x) is Array else to_array(x)._value
+                      for x in (*consts, *args)]
+            outs = [as_array(o, aval) for o, aval in zip(compiled(*values), out_avals)]
+        return tree_unflatten(out_tree, outs)
+    return run
 
 
 class Lowered:

@@ -7,6 +7,8 @@ namedtuples and None are pytrees; ``register_pytree_node`` adds more types.
 """
 from __future__ import annotations
 
+import functools
+
 from typing import Any, Callable, Hashable, Iterable, NamedTuple
 
 
@@ -111,10 +113,20 @@ def _flatten_into(tree, leaves: list, is_leaf) -> PyTreeDef:
         leaves.append(tree)
         return _LEAF
     children, aux_data = node_def.to_iterable(tree)
-    return PyTreeDef(kind, aux_data, tuple([_flatten_into(c, leaves, is_leaf) for c in children]))
+    defs = tuple([_flatten_into(c, leaves, is_leaf) for c in children])
+    if kind is tuple and all(d is _LEAF for d in defs):
+        return _tuple_of_leaves(len(defs))  # the usual arguments: made once
+    return PyTreeDef(kind, aux_data, defs)
+
+
+@functools.lru_cache(maxsize=None)
+def _tuple_of_leaves(n: int) -> PyTreeDef:
+    return PyTreeDef(tuple, None, (_LEAF,) * n)
 
 
 def tree_unflatten(treedef: PyTreeDef, leaves: Iterable):
+    if treedef.node_type is None and type(leaves) is list and len(leaves) == 1:
+        return leaves[0]  # a single leaf: the common case, made quick
     leaves = iter(leaves)
     tree = _build(treedef, leaves)
     if next(leaves, _END) is not _END:
