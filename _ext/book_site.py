@@ -232,7 +232,7 @@ def _strict_xfail_reasons(call: ast.AST, constants: dict[str, Any]) -> list[str]
 def skip_foreign_imports(app: Sphinx, what: str, name: str, obj: Any, skip: bool,
                          options: Any) -> bool | None:
     """With ``:imported-members:``, a module's page shows what it re-exports from other
-    minijax modules (``minijax.lax.cond`` is defined in minijax.control_flow), but not
+    minijax modules (``minijax.lax.cond`` is defined in minijax.lax.control_flow), but not
     what it imports for its own use: names from outside minijax, and the core types,
     which have entries of their own."""
     if what != "module" or "imported-members" not in options:
