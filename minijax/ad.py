@@ -27,7 +27,7 @@ import numpy as np
 from minijax.lax import lax
 from minijax.core import (
     Array, Primitive, ShapedArray, Trace, TraceTag, Tracer, get_aval, short_repr,
-    take_current_trace, to_array, trace_ctx)
+    set_current_trace, take_current_trace, to_array)
 from minijax.jaxpr import Jaxpr, Literal, Var, cache_per_jaxpr, convert_constvars_jaxpr, jaxpr_as_fun
 from minijax.partial_eval import PartialEvalTrace, dce_jaxpr, trace_to_jaxpr, zeros_like_aval
 
@@ -141,11 +141,8 @@ class JVPTrace(Trace):
         rule = jvp_rules.get(primitive)
         if rule is None:
             raise NotImplementedError(f"Differentiation rule for '{primitive}' not implemented")
-        previous, trace_ctx.trace = trace_ctx.trace, self.rule_trace
-        try:
+        with set_current_trace(self.rule_trace):
             primal_out, tangent_out = rule(primals, tangents, **params)
-        finally:
-            trace_ctx.trace = previous
         if primitive.multiple_results:
             return [self.new_tracer(p, t) for p, t in zip(primal_out, tangent_out)]
         return self.new_tracer(primal_out, tangent_out)
@@ -157,11 +154,8 @@ class JVPTrace(Trace):
                                              dict(symbolic_zeros=symbolic_zeros, **params))
         if not symbolic_zeros:
             tangents = [instantiate_zeros_in(self.parent_trace, t) for t in tangents]
-        previous, trace_ctx.trace = trace_ctx.trace, self.rule_trace
-        try:  # the rule replaces differentiating fun
+        with set_current_trace(self.rule_trace):  # the rule replaces differentiating fun
             outs = jvp(*primals, *tangents)
-        finally:
-            trace_ctx.trace = previous
         half = len(outs) // 2
         return [self.new_tracer(p, t) for p, t in zip(outs[:half], outs[half:])]
 
@@ -170,22 +164,16 @@ class JVPTrace(Trace):
         if all(type(t) is Zero for t in tangents):
             return primitive.bind_with_trace(self.parent_trace, (fun, fwd, bwd, *primals),
                                              dict(out_tree=out_tree, **params))
-        previous, trace_ctx.trace = trace_ctx.trace, self.parent_trace
-        try:  # fwd gives the output and the residuals
+        with set_current_trace(self.parent_trace):  # fwd gives the output and the residuals
             outs_and_residuals = fwd(*primals)
-        finally:
-            trace_ctx.trace = previous
         num_out = out_tree.get().num_leaves
         outs, residuals = outs_and_residuals[:num_out], outs_and_residuals[num_out:]
         tangents = [instantiate_zeros_in(self.parent_trace, t) for t in tangents]
         # The tangent is custom_lin: a linear primitive whose transpose is bwd.
-        previous, trace_ctx.trace = trace_ctx.trace, self.rule_trace
-        try:
+        with set_current_trace(self.rule_trace):
             tangents_out = custom_lin_p.bind(
                 *residuals, *tangents, num_res=len(residuals), bwd=bwd,
                 out_avals=tuple(get_aval(o) for o in outs))
-        finally:
-            trace_ctx.trace = previous
         return [self.new_tracer(p, t) for p, t in zip(outs, tangents_out)]
 
 
@@ -205,11 +193,8 @@ def instantiate_zeros_in(trace: Trace, t):
     """``instantiate_zeros`` with ``trace`` current, so the zeros belong to it."""
     if type(t) is not Zero:
         return t
-    previous, trace_ctx.trace = trace_ctx.trace, trace
-    try:
+    with set_current_trace(trace):
         return zeros_like_aval(t.aval)
-    finally:
-        trace_ctx.trace = previous
 
 
 def jvp_flat(f: Callable, primals: list, tangents: list,
@@ -220,14 +205,12 @@ def jvp_flat(f: Callable, primals: list, tangents: list,
     with take_current_trace() as parent:
         trace = JVPTrace(parent, TraceTag())
         tracers = [trace.new_tracer(p, t) for p, t in zip(primals, tangents)]
-        trace_ctx.trace = trace
-        outs = f(*tracers)
-        trace_ctx.trace = parent
+        with set_current_trace(trace):
+            outs = f(*tracers)
         pairs = [trace.to_primal_tangent_pair(out) for out in outs]
         trace.invalidate()
-        primals_out = [p for p, _ in pairs]
-        tangents_out = [instantiate_zeros(t) if instantiate else t for _, t in pairs]
-    return primals_out, tangents_out
+    return ([p for p, _ in pairs],
+            [instantiate_zeros(t) if instantiate else t for _, t in pairs])
 
 
 def linearize_flat(f: Callable, primals: list) -> tuple[list, list[bool], Jaxpr, list]:
@@ -240,9 +223,8 @@ def linearize_flat(f: Callable, primals: list) -> tuple[list, list[bool], Jaxpr,
         trace = LinearizeTrace(parent, tangent_trace, tag)
         tangents_in = [tangent_trace.new_arg(get_aval(p)) for p in primals]
         tracers = [LinearizeTracer(trace, p, t) for p, t in zip(primals, tangents_in)]
-        trace_ctx.trace = trace
-        outs = f(*tracers)
-        trace_ctx.trace = parent
+        with set_current_trace(trace):
+            outs = f(*tracers)
         pairs = [trace.to_primal_tangent_pair(out) for out in outs]
         trace.invalidate()
     nonzeros = [type(t) is not Zero for _, t in pairs]
@@ -477,14 +459,14 @@ def backward_pass(jaxpr: Jaxpr, consts: list, primals_in: list, cotangents: list
     for v, val in zip(jaxpr.constvars, consts):
         primal_env[v] = val
     for v, val in zip(jaxpr.invars, primals_in):
-        if not is_undefined_primal(val):
+        if type(val) is not UndefinedPrimal:
             primal_env[v] = val
     for v, ct in zip(jaxpr.outvars, cotangents):
         write_cotangent(v, ct)
     for eqn in reversed(jaxpr.eqns):
+        if ct_env.keys().isdisjoint(eqn.out_binders):
+            continue  # all its output cotangents are zero
         cts_in = [read_cotangent(v) for v in eqn.out_binders]
-        if all(type(ct) is Zero for ct in cts_in):
-            continue
         rule = transpose_rules.get(eqn.primitive)
         if rule is None:
             raise NotImplementedError(
@@ -498,7 +480,7 @@ def backward_pass(jaxpr: Jaxpr, consts: list, primals_in: list, cotangents: list
         for x, ct in zip(eqn.inputs, cts_out):
             write_cotangent(x, ct)
     return [read_cotangent(v) for v, val in zip(jaxpr.invars, primals_in)
-            if is_undefined_primal(val)]
+            if type(val) is UndefinedPrimal]
 
 
 @cache_per_jaxpr

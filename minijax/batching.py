@@ -8,18 +8,15 @@ ends up.  A function ``vmap`` is applied to never sees the batch axis.
 """
 from __future__ import annotations
 
-import collections
 import functools
-import inspect
 from typing import Any, Callable
 
 from minijax.lax import lax
 from minijax.ad import add_jaxvals_p, custom_lin_p
-from minijax.core import Trace, TraceTag, Tracer, get_aval, take_current_trace, trace_ctx
+from minijax.core import (
+    Trace, TraceTag, Tracer, get_aval, set_current_trace, take_current_trace)
 from minijax.jaxpr import Jaxpr, cache_per_jaxpr, convert_constvars_jaxpr, jaxpr_as_fun
 from minijax.partial_eval import trace_to_jaxpr
-from minijax.tree_util import (
-    broadcast_prefix, flatten_fun, leaf_paths, tree_flatten, tree_unflatten)
 
 not_mapped = None
 
@@ -64,11 +61,8 @@ class BatchTrace(Trace):
         rule = vmap_rules.get(primitive)
         if rule is None:
             raise NotImplementedError(f"Batching rule for '{primitive}' not implemented")
-        previous, trace_ctx.trace = trace_ctx.trace, self.parent_trace
-        try:
+        with set_current_trace(self.parent_trace):
             vals_out, dims_out = rule(self.axis_size, vals, dims, **params)
-        finally:
-            trace_ctx.trace = previous
         if primitive.multiple_results:
             return [self.new_tracer(v, d) for v, d in zip(vals_out, dims_out)]
         return self.new_tracer(vals_out, dims_out)
@@ -120,9 +114,8 @@ def vmap_flat(f: Callable, axis_size: int, in_dims, args, tag: TraceTag | None =
     with take_current_trace() as parent:
         trace = BatchTrace(parent, TraceTag() if tag is None else tag, axis_size)
         tracers = [trace.new_tracer(x, d) for x, d in zip(args, in_dims)]
-        trace_ctx.trace = trace
-        outs = f(*tracers)
-        trace_ctx.trace = parent
+        with set_current_trace(trace):
+            outs = f(*tracers)
         infos = [trace.to_batch_info(out) for out in outs]
         trace.invalidate()
     return [v for v, _ in infos], [d for _, d in infos]

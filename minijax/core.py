@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import operator
 import warnings
-from contextlib import contextmanager
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 import numpy as np
 
@@ -127,18 +126,19 @@ class ArrayMethods:
 class Array(ArrayMethods):
     """A concrete minijax array: a NumPy array plus JAX's weak-type flag."""
 
-    __slots__ = ("_value", "weak_type", "_aval")
+    __slots__ = ("_value", "weak_type", "aval")
 
     def __init__(self, value: np.ndarray, weak_type: bool = False):
         self._value = value
         self.weak_type = weak_type
-        self._aval = None
 
-    @property
-    def aval(self) -> ShapedArray:
-        if self._aval is None:  # arrays never change, so their aval is made once
-            self._aval = ShapedArray(self._value.shape, self._value.dtype, self.weak_type)
-        return self._aval
+    def __getattr__(self, name: str):
+        # ``aval`` is made on first use (many arrays never need it), then kept:
+        # arrays never change, and reading a kept attribute calls no method.
+        if name != "aval":
+            raise AttributeError(name)
+        self.aval = ShapedArray(self._value.shape, self._value.dtype, self.weak_type)
+        return self.aval
 
     shape = property(lambda self: self._value.shape)
     dtype = property(lambda self: self._value.dtype)
@@ -214,25 +214,33 @@ class TracingContext:
 trace_ctx = TracingContext()
 
 
-@contextmanager
-def set_current_trace(trace: Trace):
-    """Make ``trace`` current for the duration of the block."""
-    previous, trace_ctx.trace = trace_ctx.trace, trace
-    try:
-        yield
-    finally:
-        trace_ctx.trace = previous
+class set_current_trace:  # noqa: N801  (JAX's name; a class, as it is used so often)
+    """Make ``trace`` current for the duration of a ``with`` block."""
+
+    __slots__ = ("trace", "previous")
+
+    def __init__(self, trace: Trace):
+        self.trace = trace
+
+    def __enter__(self):
+        self.previous, trace_ctx.trace = trace_ctx.trace, self.trace
+
+    def __exit__(self, *exception):
+        trace_ctx.trace = self.previous
 
 
-@contextmanager
-def take_current_trace():
+class take_current_trace(set_current_trace):  # noqa: N801
     """Hand out the current trace and make the evaluation trace current meanwhile:
-    how a transformation finds the trace it will stack its own on."""
-    previous, trace_ctx.trace = trace_ctx.trace, eval_trace
-    try:
-        yield previous
-    finally:
-        trace_ctx.trace = previous
+    how a transformation finds the trace it will put its own on top of."""
+
+    __slots__ = ()
+
+    def __init__(self):
+        super().__init__(eval_trace)
+
+    def __enter__(self) -> Trace:
+        super().__enter__()
+        return self.previous
 
 
 # ---------------------------------------------------------------------------
@@ -319,9 +327,6 @@ class Trace:
 
     def invalidate(self) -> None:
         self._invalidated = True
-
-    def is_valid(self) -> bool:
-        return not self._invalidated
 
     def process_primitive(self, primitive: Primitive, args, params: dict):
         raise NotImplementedError(type(self).__name__)
@@ -450,7 +455,7 @@ def _eval_operand(x) -> Array:
 def as_array(value, aval: ShapedArray) -> Array:
     """An Array of type ``aval`` holding what a NumPy computation returned."""
     array = Array(np.asarray(value, aval.dtype), aval.weak_type)
-    array._aval = aval
+    array.aval = aval
     return array
 
 

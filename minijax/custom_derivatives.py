@@ -252,26 +252,6 @@ def _check_rule_primals(jvp: Callable, out_avals: list, name: str) -> Callable:
     return checked_jvp
 
 
-def _check_rule_primals(jvp: Callable, out_avals: list, name: str) -> Callable:
-    """The rule of a staged function, checking that its primal outputs have the
-    function's output types (known only once the function has been staged)."""
-    @functools.wraps(jvp)
-    def checked_jvp(*primals_and_tangents):
-        outs = jvp(*primals_and_tangents)
-        rule_avals = [get_aval(p) for p in outs[:len(outs) // 2]]
-        if [(a.shape, a.dtype) for a in rule_avals] != [(a.shape, a.dtype) for a in out_avals]:
-            raise TypeError(
-                f"Custom JVP rule {jvp.__name__} for function {name} must produce a pair "
-                f"(list or tuple of length two) where the first element represents the "
-                f"primal output (equal in value to the output of the custom_jvp-decorated "
-                f"function {name}, and in particular with leaves of the same "
-                f"shape/dtype), but instead the JVP rule output's first element had "
-                f"shapes/dtypes of: {[a.str_short() for a in rule_avals]}, while {name} "
-                f"returns {[a.str_short() for a in out_avals]}.")
-        return outs
-    return checked_jvp
-
-
 def _add_trees(a, b):
     return tree_map(lambda x, y: x + y, a, b)
 

@@ -224,12 +224,12 @@ partial_eval_rules: dict = {}
 def dce_jaxpr(jaxpr: Jaxpr) -> Jaxpr:
     """The jaxpr without the equations whose results are never used (primitives
     have no side effects, so leaving them out changes nothing)."""
-    needed = {v for v in jaxpr.outvars if isinstance(v, Var)}
+    needed = {v for v in jaxpr.outvars if type(v) is Var}
     live = []
     for eqn in reversed(jaxpr.eqns):
-        if any(v in needed for v in eqn.out_binders):
+        if not needed.isdisjoint(eqn.out_binders):
             live.append(eqn)
-            needed.update(x for x in eqn.inputs if isinstance(x, Var))
+            needed.update([x for x in eqn.inputs if type(x) is Var])
     if len(live) == len(jaxpr.eqns):
         return jaxpr
     return Jaxpr(jaxpr.constvars, jaxpr.invars, live[::-1], jaxpr.outvars)

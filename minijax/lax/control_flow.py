@@ -17,7 +17,7 @@ import numpy as np
 from minijax import dtypes
 from minijax.lax import lax
 from minijax.ad import (
-    Zero, instantiate_zeros, is_undefined_primal, jvp_jaxpr, jvp_rules, transpose_jaxpr,
+    instantiate_zeros, is_undefined_primal, jvp_jaxpr, jvp_rules, transpose_jaxpr,
     transpose_rules)
 from minijax.batching import move_batch_axis, vmap_flat, vmap_jaxpr, vmap_rules
 from minijax.core import Array, Primitive, Tracer, concrete_or_error, get_aval
