@@ -138,7 +138,7 @@ class JVPTrace(Trace):
                 tangents.append(Zero(get_aval(x)))
         if all_zero:
             return primitive.bind_with_trace(self.parent_trace, primals, params)
-        rule = jvp_rules.get(primitive)
+        rule = primitive_jvps.get(primitive)
         if rule is None:
             raise NotImplementedError(f"Differentiation rule for '{primitive}' not implemented")
         with set_current_trace(self.rule_trace):
@@ -263,7 +263,7 @@ def jvp_jaxpr(jaxpr: Jaxpr, nonzeros: tuple[bool, ...], instantiate: bool = Fals
 # and returns (primal_out, tangent_out).  Most are made from one function per
 # operand giving that operand's contribution to the output tangent.
 
-jvp_rules: dict = {}
+primitive_jvps: dict = {}
 
 
 def defjvp(primitive: Primitive, *rules: Callable | None) -> None:
@@ -273,7 +273,7 @@ def defjvp(primitive: Primitive, *rules: Callable | None) -> None:
         out = primitive.bind(*primals, **params)
         return out, _sum_tangents(out, [rule(t, *primals, **params) for rule, t
                                         in zip(rules, tangents) if rule and type(t) is not Zero])
-    jvp_rules[primitive] = jvp
+    primitive_jvps[primitive] = jvp
 
 
 def defjvp2(primitive: Primitive, *rules: Callable | None) -> None:
@@ -282,7 +282,7 @@ def defjvp2(primitive: Primitive, *rules: Callable | None) -> None:
         out = primitive.bind(*primals, **params)
         return out, _sum_tangents(out, [rule(t, out, *primals, **params) for rule, t
                                         in zip(rules, tangents) if rule and type(t) is not Zero])
-    jvp_rules[primitive] = jvp
+    primitive_jvps[primitive] = jvp
 
 
 def _sum_tangents(out, contributions: list):
@@ -299,7 +299,7 @@ def deflinear(primitive: Primitive) -> None:
         if all(type(t) is Zero for t in tangents):
             return out, Zero.from_primal_value(out)
         return out, primitive.bind(*map(instantiate_zeros, tangents), **params)
-    jvp_rules[primitive] = jvp
+    primitive_jvps[primitive] = jvp
 
 
 def defjvp_zero(primitive: Primitive) -> None:
@@ -307,7 +307,7 @@ def defjvp_zero(primitive: Primitive) -> None:
     def jvp(primals, tangents, **params):
         out = primitive.bind(*primals, **params)
         return out, Zero.from_primal_value(out)
-    jvp_rules[primitive] = jvp
+    primitive_jvps[primitive] = jvp
 
 
 def _one(x):
@@ -413,7 +413,7 @@ def _select_n_jvp(primals, tangents):
     return out, lax.select_n(which, *map(instantiate_zeros, case_tangents))
 
 
-jvp_rules[lax.select_n_p] = _select_n_jvp
+primitive_jvps[lax.select_n_p] = _select_n_jvp
 
 
 # ---------------------------------------------------------------------------
@@ -467,7 +467,7 @@ def backward_pass(jaxpr: Jaxpr, consts: list, primals_in: list, cotangents: list
         if ct_env.keys().isdisjoint(eqn.out_binders):
             continue  # all its output cotangents are zero
         cts_in = [read_cotangent(v) for v in eqn.out_binders]
-        rule = transpose_rules.get(eqn.primitive)
+        rule = primitive_transposes.get(eqn.primitive)
         if rule is None:
             raise NotImplementedError(
                 f"Transpose rule (for reverse-mode differentiation) for "
@@ -500,12 +500,12 @@ def transpose_jaxpr(jaxpr: Jaxpr, undefined: tuple[bool, ...]) -> tuple[Jaxpr, l
     return convert_constvars_jaxpr(new_jaxpr), consts
 
 
-transpose_rules: dict = {}
+primitive_transposes: dict = {}
 
 
 def deflinear_transpose(primitive: Primitive, transpose: Callable) -> None:
     """The transpose of a primitive linear in its one operand: ``transpose(ct, x, **params)``."""
-    transpose_rules[primitive] = lambda ct, x, **params: [transpose(ct, x, **params)]
+    primitive_transposes[primitive] = lambda ct, x, **params: [transpose(ct, x, **params)]
 
 
 _NONLINEAR = ("Transpose rule (for reverse-mode differentiation) for '{}' not implemented "
@@ -627,7 +627,7 @@ deflinear_transpose(lax.squeeze_p, lambda ct, x, **_: lax.reshape(ct, x.aval.sha
 deflinear_transpose(lax.transpose_p, lambda ct, x, *, permutation: lax.transpose(
     ct, tuple(np.argsort(permutation))))
 deflinear_transpose(lax.slice_p, _slice_transpose)
-transpose_rules.update({
+primitive_transposes.update({
     lax.add_p: lambda ct, x, y: [ct, ct],
     add_jaxvals_p: lambda ct, x, y: [ct, ct],
     lax.sub_p: lambda ct, x, y: [ct, lax.neg(ct)],
@@ -664,4 +664,4 @@ def _custom_lin_transpose(cts, *args, num_res: int, bwd: Callable, out_avals):
     return [None] * num_res + list(bwd(*args[:num_res], *cts))
 
 
-transpose_rules[custom_lin_p] = _custom_lin_transpose
+primitive_transposes[custom_lin_p] = _custom_lin_transpose

@@ -18,8 +18,7 @@ from minijax.ad import (
 from minijax.batching import move_batch_axis, not_mapped, vmap_flat
 from minijax.core import ShapedArray, get_aval
 from minijax.jaxpr import ClosedJaxpr, eval_jaxpr
-from minijax.partial_eval import trace_to_jaxpr
-from minijax.pjit import bind_static_args, shaped_aval
+from minijax.pjit import jit
 from minijax.tree_util import (
     broadcast_prefix, flatten_fun, leaf_paths, tree_flatten, tree_leaves, tree_unflatten)
 
@@ -62,16 +61,11 @@ def check_tangent(primal_aval, tangent_aval) -> None:
 
 
 def make_jaxpr(fun: Callable, static_argnums: int | tuple[int, ...] = ()) -> Callable:
-    """A function that returns the jaxpr ``fun`` stages for the given arguments."""
-    static_argnums = (static_argnums,) if isinstance(static_argnums, int) else static_argnums
-
+    """A function that returns the jaxpr ``fun`` stages for the given arguments.
+    As in JAX, it is what ``jit`` stages, from the same cache."""
     @functools.wraps(fun)
-    def make(*args) -> ClosedJaxpr:
-        dynamic_fun, dynamic_args = bind_static_args(fun, args, static_argnums)
-        flat_args, in_tree = tree_flatten(tuple(dynamic_args))
-        flat_fun, _ = flatten_fun(lambda *a: dynamic_fun(*a), in_tree)
-        jaxpr, consts = trace_to_jaxpr(flat_fun, [shaped_aval(x) for x in flat_args])
-        return ClosedJaxpr(jaxpr, consts)
+    def make(*args, **kwargs) -> ClosedJaxpr:
+        return jit(fun, static_argnums).trace(*args, **kwargs)
 
     return make
 

@@ -58,7 +58,7 @@ class BatchTrace(Trace):
         vals, dims = zip(*map(self.to_batch_info, args))
         if all(d is not_mapped for d in dims):
             return primitive.bind_with_trace(self.parent_trace, vals, params)
-        rule = vmap_rules.get(primitive)
+        rule = primitive_batchers.get(primitive)
         if rule is None:
             raise NotImplementedError(f"Batching rule for '{primitive}' not implemented")
         with set_current_trace(self.parent_trace):
@@ -103,7 +103,7 @@ def _batch_bwd(bwd: Callable, tag: TraceTag, axis_size: int, in_dims) -> Callabl
     return bwd_batched
 
 
-vmap_rules: dict = {}
+primitive_batchers: dict = {}
 
 
 def vmap_flat(f: Callable, axis_size: int, in_dims, args, tag: TraceTag | None = None
@@ -168,7 +168,7 @@ def _elementwise_rule(primitive):
             return primitive.bind(vals[0], **params), dims[0]
         vals = [_at_front(axis_size, v, d) for v, d in zip(vals, dims)]
         return primitive.bind(*vals, **params), 0
-    vmap_rules[primitive] = rule
+    primitive_batchers[primitive] = rule
 
 
 def _select_n_rule(axis_size, vals, dims):
@@ -188,7 +188,7 @@ def _reduce_rule(primitive):
         (x,), (d,) = vals, dims
         x = _at_front(axis_size, x, d)
         return primitive.bind(x, axes=tuple(a + 1 for a in axes)), 0
-    vmap_rules[primitive] = rule
+    primitive_batchers[primitive] = rule
 
 
 def _broadcast_in_dim_rule(axis_size, vals, dims, *, shape, broadcast_dimensions):
@@ -275,7 +275,7 @@ for _p in (lax.neg_p, lax.sign_p, lax.floor_p, lax.ceil_p, lax.round_p, lax.sin_
 _reduce_rule(lax.reduce_sum_p)
 _reduce_rule(lax.reduce_max_p)
 _reduce_rule(lax.reduce_min_p)
-vmap_rules.update({
+primitive_batchers.update({
     lax.select_n_p: _select_n_rule,
     lax.broadcast_in_dim_p: _broadcast_in_dim_rule,
     lax.reshape_p: _reshape_rule,
@@ -292,4 +292,4 @@ def _no_forward_mode(axis_size, vals, dims, **params):
     return custom_lin_p.impl(*vals, **params)  # raises JAX's error
 
 
-vmap_rules[custom_lin_p] = _no_forward_mode
+primitive_batchers[custom_lin_p] = _no_forward_mode

@@ -328,6 +328,9 @@ class Trace:
     def invalidate(self) -> None:
         self._invalidated = True
 
+    def is_valid(self) -> bool:
+        return not self._invalidated
+
     def process_primitive(self, primitive: Primitive, args, params: dict):
         raise NotImplementedError(type(self).__name__)
 
@@ -421,19 +424,23 @@ def escaped_tracer_message(tracer: Tracer) -> str:
     """JAX's words for a tracer used outside the transformation that made it."""
     return (f"Encountered an unexpected tracer. A function transformed by JAX had a side "
             f"effect, allowing for a reference to an intermediate value with type "
-            f"{tracer.aval.str_short()} wrapped in a {type(tracer).__name__} to escape "
-            f"the scope of the transformation.\nJAX transformations require that "
-            f"functions explicitly return their outputs, and disallow saving "
-            f"intermediate values to global state.")
+            f"{tracer.aval.str_short(short_dtypes=False)} wrapped in a "
+            f"{type(tracer).__name__} to escape the scope of the transformation.\nJAX "
+            f"transformations require that functions explicitly return their outputs, and "
+            f"disallow saving intermediate values to global state.")
 
 
 class EvalTrace(Trace):
     """The trace at the bottom: no transformation, primitives just run."""
 
     def process_primitive(self, primitive, args, params):
-        arrays = [x if type(x) is Array else _eval_operand(x) for x in args]
-        out_avals = primitive.abstract_eval(*[a.aval for a in arrays], **params)
-        outs = primitive.impl(*[a._value for a in arrays], **params)
+        avals, values = [], []
+        for x in args:
+            array = x if type(x) is Array else _eval_operand(x)
+            avals.append(array.aval)
+            values.append(array._value)
+        out_avals = primitive.abstract_eval(*avals, **params)
+        outs = primitive.impl(*values, **params)
         if primitive.multiple_results:
             return [as_array(o, aval) for o, aval in zip(outs, out_avals)]
         return as_array(outs, out_avals)

@@ -45,7 +45,6 @@ def is_float(dtype) -> bool:
 # Every binary operation asks this: remembering the answer for each combination
 # of dtypes (there are few) is much cheaper than asking NumPy again.
 @functools.lru_cache(maxsize=None)
-@functools.lru_cache(maxsize=None)
 def result_type(*typed: tuple[np.dtype, bool]) -> tuple[np.dtype, bool]:
     """The (dtype, weak_type) of combining values given as (dtype, weak_type).
 

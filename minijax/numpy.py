@@ -116,8 +116,6 @@ def _as_operand(x):
 def _promote(*args):
     """Convert operands to their common dtype, as JAX's promotion rules say."""
     avals = [get_aval(a) for a in args]
-    if builtins.all(a is avals[0] for a in avals) and not isinstance(args[0], (int, float)):
-        return list(args)  # one type already (the same aval object: common and cheap)
     dtype, weak = dtypes.result_type(*[(a.dtype, a.weak_type) for a in avals])
     return [lax.convert_element_type(a, dtype, weak) if isinstance(a, Tracer)
             else _constant(a, dtype, weak) for a in args]
@@ -156,6 +154,9 @@ def _promote_to_float(x):
 
 def _binary_op(lax_op):
     def op(x, y):
+        x_aval, y_aval = get_aval(x), get_aval(y)
+        if x_aval is y_aval and type(x) is not float and type(x) is not int:
+            return lax_op(x, y)  # one type and shape already: the common case, made quick
         return lax_op(*_broadcast(*_promote(x, y), name=lax_op.__name__))
     op.__name__ = lax_op.__name__
     return op

@@ -73,8 +73,7 @@ class DynamicJaxprTrace(Trace):
         return outs
 
     def process_primitive(self, primitive, args, params):
-        avals_in = [x.aval if self.is_own(x) else get_aval(x) for x in args]
-        out_avals = primitive.abstract_eval(*avals_in, **params)
+        out_avals = primitive.abstract_eval(*map(get_aval, args), **params)
         if primitive.multiple_results:
             return self.add_eqn(primitive, args, params, out_avals)
         return self.add_eqn(primitive, args, params, [out_avals])[0]
@@ -191,7 +190,7 @@ class PartialEvalTrace(DynamicJaxprTrace):
                 break
         else:  # all known
             return primitive.bind_with_trace(self.parent_trace, args, params)
-        rule = partial_eval_rules.get(primitive)
+        rule = custom_partial_eval_rules.get(primitive)
         if rule is not None:
             return rule(self, args, **params)
         return super().process_primitive(primitive, args, params)
@@ -214,7 +213,7 @@ class PartialEvalTrace(DynamicJaxprTrace):
 
 
 # Rules for primitives that carry jaxprs: (trace, args, **params) -> outputs.
-partial_eval_rules: dict = {}
+custom_partial_eval_rules: dict = {}
 
 
 # ---------------------------------------------------------------------------
@@ -255,7 +254,7 @@ def partial_eval_jaxpr(jaxpr: Jaxpr, in_unknowns: list[bool],
     known_eqns, unknown_eqns = [], []
     for eqn in jaxpr.eqns:
         unks_in = [is_unknown(x) for x in eqn.inputs]
-        rule = partial_eval_jaxpr_rules.get(eqn.primitive)
+        rule = partial_eval_jaxpr_custom_rules.get(eqn.primitive)
         if rule is not None and any(unks_in) and not all(unks_in):
             eqn1, eqn2, unks_out, res = rule(unks_in, eqn)
             if eqn1 is not None:
@@ -287,7 +286,7 @@ def partial_eval_jaxpr(jaxpr: Jaxpr, in_unknowns: list[bool],
 
 # Rules splitting one equation that carries jaxprs: (unknown inputs, eqn) ->
 # (known eqn or None, unknown eqn, unknown outputs, residual vars).
-partial_eval_jaxpr_rules: dict = {}
+partial_eval_jaxpr_custom_rules: dict = {}
 
 
 @cache_per_jaxpr

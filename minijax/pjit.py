@@ -17,9 +17,9 @@ from minijax.compiler import compile_function
 from minijax.core import (
     Array, Primitive, Tracer, as_array, eval_trace, get_aval, to_array, trace_ctx)
 from minijax.jaxpr import (
-    Jaxpr, JaxprEqn, Var, cache_per_jaxpr, convert_constvars_jaxpr, pp_jaxpr)
+    ClosedJaxpr, Jaxpr, JaxprEqn, Var, cache_per_jaxpr, convert_constvars_jaxpr, pp_jaxpr)
 from minijax.partial_eval import (
-    dce_jaxpr, partial_eval_jaxpr_rules, partial_eval_rules, partial_eval_staged, split_jaxpr,
+    dce_jaxpr, partial_eval_jaxpr_custom_rules, custom_partial_eval_rules, partial_eval_staged, split_jaxpr,
     trace_to_jaxpr)
 from minijax.tree_util import flatten_fun, tree_flatten, tree_unflatten
 
@@ -40,7 +40,7 @@ def _jit_abstract_eval(*in_avals, jaxpr: Jaxpr, name: str):
 
 @jit_p.def_impl
 def _jit_impl(*args, jaxpr: Jaxpr, name: str):
-    # Like every impl, this runs inside the evaluation trace's np.errstate.
+    # Like every impl, it runs with NumPy's floating-point warnings ignored (core.py).
     return compile_jaxpr(jaxpr, name)(*args)
 
 
@@ -131,11 +131,11 @@ def _jit_batch(axis_size, vals, dims, *, jaxpr: Jaxpr, name: str):
     return outs, [0] * len(outs)
 
 
-ad.jvp_rules[jit_p] = _jit_jvp
-ad.transpose_rules[jit_p] = _jit_transpose
-partial_eval_rules[jit_p] = _jit_partial_eval
-partial_eval_jaxpr_rules[jit_p] = _jit_partial_eval_jaxpr
-batching.vmap_rules[jit_p] = _jit_batch
+ad.primitive_jvps[jit_p] = _jit_jvp
+ad.primitive_transposes[jit_p] = _jit_transpose
+custom_partial_eval_rules[jit_p] = _jit_partial_eval
+partial_eval_jaxpr_custom_rules[jit_p] = _jit_partial_eval_jaxpr
+batching.primitive_batchers[jit_p] = _jit_batch
 
 
 # ---------------------------------------------------------------------------
@@ -202,7 +202,8 @@ def jit(fun: Callable, static_argnums: int | tuple[int, ...] = ()) -> Callable:
         if entry is None:
             flat_fun, out_tree = flatten_fun(lambda a, k: dynamic_fun(*a, **k), in_tree)
             jaxpr, consts = trace_to_jaxpr(flat_fun, list(in_avals))
-            entry = (convert_constvars_jaxpr(jaxpr), consts, out_tree.get())
+            # Constants become leading arguments of the jit equation.
+            entry = (convert_constvars_jaxpr(jaxpr), consts, out_tree.get(), jaxpr)
             # A function closing over a transformation's value cannot be reused.
             if not any(isinstance(c, Tracer) for c in consts):
                 cache[key] = entry
@@ -214,7 +215,7 @@ def jit(fun: Callable, static_argnums: int | tuple[int, ...] = ()) -> Callable:
             run = ready.get(tuple(map(_aval_of_array, args)))
             if run is not None:
                 return run(args)
-        (jaxpr, consts, out_tree), flat_args = staged(args, kwargs)
+        (jaxpr, consts, out_tree, _), flat_args = staged(args, kwargs)
         if trace_ctx.trace is not eval_trace:
             outs = jit_p.bind(*consts, *flat_args, jaxpr=jaxpr, name=name)
             return tree_unflatten(out_tree, outs)
@@ -224,10 +225,16 @@ def jit(fun: Callable, static_argnums: int | tuple[int, ...] = ()) -> Callable:
             ready[tuple(a.aval for a in args)] = run
         return run(flat_args)
 
+    def trace(*args, **kwargs) -> ClosedJaxpr:
+        """The staged jaxpr, with its constants (what make_jaxpr shows)."""
+        (_, consts, _, jaxpr), _ = staged(args, kwargs)
+        return ClosedJaxpr(jaxpr, consts)
+
     def lower(*args, **kwargs) -> Lowered:
-        (jaxpr, _, _), _ = staged(args, kwargs)
+        (jaxpr, _, _, _), _ = staged(args, kwargs)
         return Lowered(jaxpr, name)
 
+    jitted.trace = trace
     jitted.lower = lower
     return jitted
 
@@ -244,11 +251,11 @@ def _runner(jaxpr: Jaxpr, name: str, consts: list, out_tree) -> Callable:
     out_avals = jaxpr.out_avals
 
     def run(args) -> list:
+        args = [*consts, *args]
         if any(isinstance(x, Tracer) for x in args):  # a leaked tracer: bind says so
-            outs = jit_p.bind(*consts, *args, jaxpr=jaxpr, name=name)
+            outs = jit_p.bind(*args, jaxpr=jaxpr, name=name)
         else:
-            values = [x._value if type(x) is Array else to_array(x)._value
-                      for x in (*consts, *args)]
+            values = [x._value if type(x) is Array else to_array(x)._value for x in args]
             outs = [as_array(o, aval) for o, aval in zip(compiled(*values), out_avals)]
         return tree_unflatten(out_tree, outs)
     return run

@@ -175,12 +175,12 @@ def module(name):
 
 
 @pytest.mark.parametrize("table, primitive, wrong, expr, stack", [
-    ("minijax.ad:jvp_rules", "sin_p", wrong_sin_jvp, ("sin", "x"), ["grad"]),
-    ("minijax.ad:jvp_rules", "sin_p", wrong_sin_jvp, ("sin", "x"), ["jvp"]),
-    ("minijax.ad:jvp_rules", "sin_p", wrong_sin_jvp, ("multiply", ("sin", "x"), "y"),
+    ("minijax.ad:primitive_jvps", "sin_p", wrong_sin_jvp, ("sin", "x"), ["grad"]),
+    ("minijax.ad:primitive_jvps", "sin_p", wrong_sin_jvp, ("sin", "x"), ["jvp"]),
+    ("minijax.ad:primitive_jvps", "sin_p", wrong_sin_jvp, ("multiply", ("sin", "x"), "y"),
      ["vmap", "jit", "grad"]),
-    ("minijax.ad:transpose_rules", "neg_p", wrong_neg_transpose, ("negative", "x"), ["grad"]),
-    ("minijax.batching:vmap_rules", "reduce_sum_p", wrong_reduce_sum_batching, ("sum", "x"), ["vmap"]),
+    ("minijax.ad:primitive_transposes", "neg_p", wrong_neg_transpose, ("negative", "x"), ["grad"]),
+    ("minijax.batching:primitive_batchers", "reduce_sum_p", wrong_reduce_sum_batching, ("sum", "x"), ["vmap"]),
 ])
 def test_a_wrong_rule_is_caught(monkeypatch, table, primitive, wrong, expr, stack):
     shape = (2,) * stack.count("vmap") + (3,)
@@ -196,7 +196,7 @@ def test_a_wrong_rule_is_caught(monkeypatch, table, primitive, wrong, expr, stac
 def test_the_direct_check_of_the_brief_catches_a_wrong_sin_rule(monkeypatch):
     example = lambda jax, jnp: jax.grad(jnp.sin)(1.0)  # noqa: E731
     parity.assert_same(example)
-    monkeypatch.setitem(module("minijax.ad").jvp_rules, minijax.lax.sin_p, wrong_sin_jvp)
+    monkeypatch.setitem(module("minijax.ad").primitive_jvps, minijax.lax.sin_p, wrong_sin_jvp)
     with pytest.raises(parity.ParityError, match="result"):
         parity.assert_same(example)
     monkeypatch.undo()
@@ -210,6 +210,6 @@ def test_hypothesis_finds_a_wrong_rule(monkeypatch):
         y = minijax.lax.tanh(x)
         return y, minijax.lax.mul(t, minijax.lax.sub(minijax.lax.full_like(y, 1), y))
 
-    monkeypatch.setitem(module("minijax.ad").jvp_rules, minijax.lax.tanh_p, wrong_tanh_jvp)
+    monkeypatch.setitem(module("minijax.ad").primitive_jvps, minijax.lax.tanh_p, wrong_tanh_jvp)
     with pytest.raises(parity.ParityError):
         test_random_programs_under_random_transformations()

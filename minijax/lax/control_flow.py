@@ -17,15 +17,15 @@ import numpy as np
 from minijax import dtypes
 from minijax.lax import lax
 from minijax.ad import (
-    instantiate_zeros, is_undefined_primal, jvp_jaxpr, jvp_rules, transpose_jaxpr,
-    transpose_rules)
-from minijax.batching import move_batch_axis, vmap_flat, vmap_jaxpr, vmap_rules
+    instantiate_zeros, is_undefined_primal, jvp_jaxpr, primitive_jvps, transpose_jaxpr,
+    primitive_transposes)
+from minijax.batching import move_batch_axis, vmap_flat, vmap_jaxpr, primitive_batchers
 from minijax.core import Array, Primitive, Tracer, concrete_or_error, get_aval
 from minijax.jaxpr import (
     Jaxpr, JaxprEqn, Var, cache_per_jaxpr, convert_constvars_jaxpr, eval_jaxpr)
 from minijax.partial_eval import (
-    PartialEvalTrace, dce_jaxpr, partial_eval_jaxpr, partial_eval_jaxpr_rules,
-    partial_eval_rules, trace_to_jaxpr)
+    PartialEvalTrace, dce_jaxpr, partial_eval_jaxpr, partial_eval_jaxpr_custom_rules,
+    custom_partial_eval_rules, trace_to_jaxpr)
 from minijax.pjit import compile_jaxpr, shaped_aval
 from minijax.tree_util import flatten_fun, tree_flatten, tree_unflatten
 
@@ -286,11 +286,11 @@ def _while_transpose(cts, *args, **params):
         "static start/stop.")
 
 
-transpose_rules[while_p] = _while_transpose
-jvp_rules[while_p] = _while_jvp
-vmap_rules[while_p] = _while_batch
-partial_eval_rules[while_p] = _while_partial_eval
-partial_eval_jaxpr_rules[while_p] = _while_partial_eval_jaxpr
+primitive_transposes[while_p] = _while_transpose
+primitive_jvps[while_p] = _while_jvp
+primitive_batchers[while_p] = _while_batch
+custom_partial_eval_rules[while_p] = _while_partial_eval
+partial_eval_jaxpr_custom_rules[while_p] = _while_partial_eval_jaxpr
 
 
 # ---------------------------------------------------------------------------
@@ -502,8 +502,8 @@ def _cond_transpose(cts, index, *args, branches):
     return [None] + [next(outs) if u else None for u in undefined]
 
 
-jvp_rules[cond_p] = _cond_jvp
-vmap_rules[cond_p] = _cond_batch
-partial_eval_rules[cond_p] = _cond_partial_eval
-partial_eval_jaxpr_rules[cond_p] = _cond_partial_eval_jaxpr
-transpose_rules[cond_p] = _cond_transpose
+primitive_jvps[cond_p] = _cond_jvp
+primitive_batchers[cond_p] = _cond_batch
+custom_partial_eval_rules[cond_p] = _cond_partial_eval
+partial_eval_jaxpr_custom_rules[cond_p] = _cond_partial_eval_jaxpr
+primitive_transposes[cond_p] = _cond_transpose
