@@ -1,10 +1,11 @@
-"""The core: arrays, abstract values, primitives, and the traces that interpret them.
+"""The core (JAX's ``core.py``): arrays, abstract values, primitives, and traces.
 
-Every operation in minijax ends in ``primitive.bind(*args)``.  ``bind`` looks at
-its arguments, finds the innermost transformation that is active (the *trace*
-with the highest level among the arguments' tracers) and asks that trace to
-process the primitive.  With no transformation active, the evaluation trace
-simply runs the primitive's NumPy implementation.
+Every operation in minijax ends in ``primitive.bind(*args)``, which hands it to
+the *current trace*.  With no transformation active that is the evaluation
+trace, which runs the primitive's NumPy implementation.  A transformation makes
+its own trace current while it runs a function; the trace transforms its own
+tracers and sends everything else on to its parent, the trace that was current
+before it.
 """
 from __future__ import annotations
 
@@ -187,8 +188,7 @@ def to_array(x) -> Array:
     """Wrap a Python scalar, NumPy value or Array as an Array of minijax's dtypes."""
     if isinstance(x, Array):
         return x
-    aval = get_aval(x)
-    return Array(np.asarray(x, aval.dtype), aval.weak_type)
+    return as_array(x, get_aval(x))
 
 
 # ---------------------------------------------------------------------------

@@ -125,8 +125,11 @@ def _tuple_of_leaves(n: int) -> PyTreeDef:
 
 
 def tree_unflatten(treedef: PyTreeDef, leaves: Iterable):
-    if treedef.node_type is None and type(leaves) is list and len(leaves) == 1:
-        return leaves[0]  # a single leaf: the common case, made quick
+    if type(leaves) is list:  # the usual cases, made quick: a leaf, a tuple of leaves
+        if treedef is _LEAF and len(leaves) == 1:
+            return leaves[0]
+        if treedef._key[0] is tuple and treedef._key[2] == (_LEAF._key,) * len(leaves):
+            return tuple(leaves)
     leaves = iter(leaves)
     tree = _build(treedef, leaves)
     if next(leaves, _END) is not _END:

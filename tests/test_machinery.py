@@ -172,3 +172,11 @@ def test_a_while_loop_whose_result_is_unused_does_not_stop_grad():
         lambda x: (while_loop_of(jax, x), x * 2.0)[1])(1.0))
     parity.assert_same(lambda jax, jnp: jax.grad(jax.jit(
         lambda x: (while_loop_of(jax, x), x * 2.0)[1]))(1.0))
+
+
+def test_a_while_loop_closing_over_the_differentiated_input():
+    def loop(jax, x):
+        return jax.lax.while_loop(lambda c: c < 10.0, lambda c: c * x + 1.0, 1.0)
+    parity.assert_same(lambda jax, jnp: jax.grad(lambda x: (loop(jax, x), jnp.sin(x))[1])(2.0))
+    parity.assert_same(lambda jax, jnp: jax.linearize(lambda x: loop(jax, x), 2.0)[1](1.0))
+    parity.assert_same(lambda jax, jnp: jax.linearize(jax.jit(lambda x: loop(jax, x)), 2.0)[1](1.0))

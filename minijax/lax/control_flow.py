@@ -22,7 +22,7 @@ from minijax.ad import (
 from minijax.batching import move_batch_axis, vmap_flat, vmap_jaxpr, primitive_batchers
 from minijax.core import Array, Primitive, Tracer, concrete_or_error, get_aval
 from minijax.jaxpr import (
-    Jaxpr, JaxprEqn, Var, cache_per_jaxpr, convert_constvars_jaxpr, eval_jaxpr)
+    Jaxpr, JaxprEqn, Var, cache_per_jaxpr, convert_constvars_jaxpr, jaxpr_as_fun)
 from minijax.partial_eval import (
     PartialEvalTrace, dce_jaxpr, partial_eval_jaxpr, partial_eval_jaxpr_custom_rules,
     custom_partial_eval_rules, trace_to_jaxpr)
@@ -36,10 +36,6 @@ def _stage(fun: Callable, in_tree, in_avals) -> tuple[Jaxpr, list, object]:
     flat_fun, out_tree = flatten_fun(fun, tree_flatten((tree_unflatten(in_tree, in_avals),))[1])
     jaxpr, consts = trace_to_jaxpr(flat_fun, list(in_avals))
     return convert_constvars_jaxpr(jaxpr), consts, out_tree.get()
-
-
-def _run(jaxpr: Jaxpr, *args) -> list:
-    return eval_jaxpr(jaxpr, [], *args)
 
 
 def _stage_flat(fun: Callable, in_avals) -> tuple[Jaxpr, list]:
@@ -154,13 +150,13 @@ def _jvp_while_jaxprs(cond_jaxpr: Jaxpr, body_jaxpr: Jaxpr, body_nconsts: int):
     num_carry, num_jc = len(carry_avals), len(jvp_consts)
 
     def cond(*args):  # (cond consts, carry, carry tangents)
-        return _run(cond_jaxpr, *args[:len(args) - num_carry])
+        return jaxpr_as_fun(cond_jaxpr)(*args[:len(args) - num_carry])
 
     def body(*args):  # (jvp consts, consts, const tangents, carry, carry tangents)
         jc, rest = args[:num_jc], args[num_jc:]
         consts, const_dots = rest[:body_nconsts], rest[body_nconsts:2 * body_nconsts]
         carry, carry_dots = rest[2 * body_nconsts:-num_carry], rest[-num_carry:]
-        return _run(body_jvp, *jc, *consts, *carry, *const_dots, *carry_dots)
+        return jaxpr_as_fun(body_jvp)(*jc, *consts, *carry, *const_dots, *carry_dots)
 
     const_avals = body_jaxpr.in_avals[:body_nconsts]
     new_cond, cond_extra = _stage_flat(cond, cond_jaxpr.in_avals + carry_avals)
@@ -193,7 +189,7 @@ def _batched_while_jaxprs(cond_jaxpr, body_jaxpr, axis_size, cond_dims, body_dim
     num_cc, num_bc, body_nconsts = len(cc), len(bc), len(body_dims)
 
     def any_lane(*args):  # (vmap consts of cond, cond consts, carry)
-        (pred,) = _run(batched_cond, *args)
+        (pred,) = jaxpr_as_fun(batched_cond)(*args)
         return [lax.reduce_max(pred, (0,))]
 
     def body(*args):  # (vmap consts of cond and body, body consts, cond consts, carry)
@@ -201,8 +197,8 @@ def _batched_while_jaxprs(cond_jaxpr, body_jaxpr, axis_size, cond_dims, body_dim
         rest = args[num_cc + num_bc:]
         body_consts, cond_consts = rest[:body_nconsts], rest[body_nconsts:-num_carry]
         carry = rest[-num_carry:]
-        (running,) = _run(batched_cond, *cc_, *cond_consts, *carry)
-        stepped = _run(batched_body, *bc_, *body_consts, *carry)
+        (running,) = jaxpr_as_fun(batched_cond)(*cc_, *cond_consts, *carry)
+        stepped = jaxpr_as_fun(batched_body)(*bc_, *body_consts, *carry)
         # Examples whose predicate is already false keep their values.
         return [lax.select_n(lax.broadcast_in_dim(running, get_aval(new).shape, (0,)), old, new)
                 for old, new in zip(carry, stepped)]
@@ -226,7 +222,8 @@ def _batched_aval(aval, dim, axis_size):
 
 def _known_while(params: dict, unknowns: list[bool]) -> tuple[dict, list[bool]] | None:
     """The loop over the known carries alone, as while parameters, and which
-    carries are unknown; None if the predicate itself depends on an unknown.
+    inputs it does not take (the unknown ones, and the initial values of carries
+    that become unknown); None if the predicate itself depends on an unknown.
 
     A carry is unknown if its initial value is, or if the body computes it from
     an unknown: found by iterating to a fixed point, as JAX does."""
@@ -246,8 +243,9 @@ def _known_while(params: dict, unknowns: list[bool]) -> tuple[dict, list[bool]] 
     body_known = partial_eval_jaxpr(body_jaxpr, [*body_uk, *carry_uk])[0]
     num_known = carry_uk.count(False)
     trim = lambda j, n: dce_jaxpr(Jaxpr([], j.invars, j.eqns, j.outvars[:n]))  # noqa: E731
-    return dict(cond_jaxpr=trim(cond_known, 1), body_jaxpr=trim(body_known, num_known),
-                cond_nconsts=cond_uk.count(False), body_nconsts=body_uk.count(False)), carry_uk
+    known_params = dict(cond_jaxpr=trim(cond_known, 1), body_jaxpr=trim(body_known, num_known),
+                        cond_nconsts=cond_uk.count(False), body_nconsts=body_uk.count(False))
+    return known_params, [*cond_uk, *body_uk, *carry_uk]
 
 
 def _while_partial_eval(trace: PartialEvalTrace, args, **params):
@@ -258,9 +256,10 @@ def _while_partial_eval(trace: PartialEvalTrace, args, **params):
     staged = trace.add_eqn(while_p, args, params, params["body_jaxpr"].out_avals)
     if split is None:
         return staged
-    known_params, carry_uk = split
-    known_args = [x for x in args if not trace.is_own(x)]
+    known_params, not_taken = split
+    known_args = [x for x, u in zip(args, not_taken) if not u]
     known_outs = iter(while_p.bind_with_trace(trace.parent_trace, known_args, known_params))
+    carry_uk = not_taken[len(args) - len(staged):]
     return [t if uk else next(known_outs) for t, uk in zip(staged, carry_uk)]
 
 
@@ -270,8 +269,9 @@ def _while_partial_eval_jaxpr(unks_in, eqn: JaxprEqn):
     if split is None:
         carry_uk = [True] * len(eqn.out_binders)
     else:
-        known_params, carry_uk = split
-        known = JaxprEqn(while_p, [x for x, u in zip(eqn.inputs, unks_in) if not u],
+        known_params, not_taken = split
+        carry_uk = not_taken[len(eqn.inputs) - len(eqn.out_binders):]
+        known = JaxprEqn(while_p, [x for x, u in zip(eqn.inputs, not_taken) if not u],
                          known_params, [v for v, u in zip(eqn.out_binders, carry_uk) if not u])
     residuals = [x for x, u in zip(eqn.inputs, unks_in) if not u and isinstance(x, Var)]
     unknown = eqn._replace(out_binders=[v if u else Var(v.aval)
@@ -372,7 +372,7 @@ def _join_consts(jaxprs: list[Jaxpr], consts: list[list]) -> tuple[Jaxpr, ...]:
         n_all = len(all_avals)
 
         def branch(*args, jaxpr=jaxpr, mine=mine, n_all=n_all):
-            return _run(jaxpr, *args[:n_all][mine], *args[n_all:])
+            return jaxpr_as_fun(jaxpr)(*args[:n_all][mine], *args[n_all:])
         joined.append(_stage_exact(branch, all_avals + jaxpr.in_avals[len(cs):]))
         start += len(cs)
     return tuple(joined)
@@ -410,7 +410,7 @@ def _cond_batch(axis_size, vals, dims, *, branches):
         outs = cond_p.bind(index, *consts, *args, branches=new_branches)
         return outs, [0] * len(outs)
     # A predicate per example: run both branches on every example, then select.
-    results = [vmap_flat(lambda *a, b=b: _run(b, *a), axis_size, list(arg_dims), list(args))
+    results = [vmap_flat(jaxpr_as_fun(b), axis_size, list(arg_dims), list(args))
                for b in branches]
     index = move_batch_axis(axis_size, index_dim, 0, index)
     outs = []
@@ -435,13 +435,13 @@ def _split_cond(branches, unks_in: tuple[bool, ...]):
         before, after = all_res[:start], all_res[start + n:]
 
         def known_fn(*args, jk=jaxpr_known, before=before, after=after, n=n):
-            outs = _run(jk, *args)
+            outs = jaxpr_as_fun(jk)(*args)
             own = outs[len(outs) - n:]
             zeros = lambda avals: [_staged_zeros(a) for a in avals]  # noqa: E731
             return [*outs[:len(outs) - n], *zeros(before), *own, *zeros(after)]
 
         def unknown_fn(*args, ju=jaxpr_unknown, start=start, n=n):
-            return _run(ju, *args[start:start + n], *args[len(all_res):])
+            return jaxpr_as_fun(ju)(*args[start:start + n], *args[len(all_res):])
 
         known_in = [a for a, u in zip(branches[0].in_avals, unks_in) if not u]
         unknown_in = [a for a, u in zip(branches[0].in_avals, unks_in) if u]
