@@ -20,7 +20,8 @@ from minijax.core import ShapedArray, get_aval
 from minijax.jaxpr import ClosedJaxpr, eval_jaxpr
 from minijax.pjit import jit
 from minijax.tree_util import (
-    broadcast_prefix, flatten_fun, leaf_paths, tree_flatten, tree_leaves, tree_unflatten)
+    broadcast_prefix, flatten_fun, leaf_paths, tree_flatten, tree_leaves, tree_structure,
+    tree_unflatten)
 
 
 def jvp(fun: Callable, primals, tangents):
@@ -93,13 +94,8 @@ def vjp(fun: Callable, *primals, has_aux: bool = False):
     """``fun``'s output at ``primals`` and a function from output cotangents to
     input cotangents; with ``has_aux``, ``fun`` returns ``(output, aux)`` and so
     does the call, followed by the aux data."""
-    primals_flat, in_tree = tree_flatten(primals)
-    flat_fun, out_tree = flatten_fun(_split_aux(fun) if has_aux else fun, in_tree)
-    primals_out, nonzeros, jaxpr, residuals = linearize_flat(flat_fun, primals_flat)
-    out = tree_unflatten(out_tree.get(), primals_out)
-    out, aux = out if has_aux else (out, None)
-    out_struct = tree_flatten(out)[1] if has_aux else out_tree.get()
-    num_out = out_struct.num_leaves
+    out, aux, primals_out, pullback = _vjp(fun, primals, has_aux)
+    out_struct = tree_structure(out)
 
     def f_vjp(cotangent):
         cts_flat, tree = tree_flatten(cotangent)
@@ -108,14 +104,29 @@ def vjp(fun: Callable, *primals, has_aux: bool = False):
                             f"structure of primal output {out_struct}.")
         for ct, p in zip(cts_flat, primals_out):
             _check_cotangent(get_aval(ct), get_aval(p))
+        return pullback(cts_flat)
+
+    return (out, f_vjp, aux) if has_aux else (out, f_vjp)
+
+
+def _vjp(fun: Callable, primals: tuple, has_aux: bool):
+    """What vjp and value_and_grad share: the output, the aux data, the flat
+    outputs, and the pullback from the flat output cotangents to the inputs'."""
+    primals_flat, in_tree = tree_flatten(primals)
+    flat_fun, out_tree = flatten_fun(_split_aux(fun) if has_aux else fun, in_tree)
+    primals_out, nonzeros, jaxpr, residuals = linearize_flat(flat_fun, primals_flat)
+    out = tree_unflatten(out_tree.get(), primals_out)
+    out, aux = out if has_aux else (out, None)
+
+    def pullback(cts_flat: list):
         # Aux outputs are not differentiated: their cotangents are zero.
-        cts_out = cts_flat + [Zero(get_aval(p)) for p in primals_out[num_out:]]
+        cts_out = cts_flat + [Zero(get_aval(p)) for p in primals_out[len(cts_flat):]]
         undefined = [UndefinedPrimal(get_aval(p)) for p in primals_flat]
         cts_in = backward_pass(jaxpr, residuals, undefined,
                                [ct for ct, nz in zip(cts_out, nonzeros) if nz])
         return tree_unflatten(in_tree, [instantiate_zeros(ct) for ct in cts_in])
 
-    return (out, f_vjp, aux) if has_aux else (out, f_vjp)
+    return out, aux, primals_out, pullback
 
 
 def _split_aux(fun: Callable) -> Callable:
@@ -152,13 +163,10 @@ def value_and_grad(fun: Callable, argnums: int | tuple[int, ...] = 0,
                 full[i] = a
             return fun(*full, **kwargs)  # keyword arguments are not differentiated
 
-        diff_args = [args[i] for i in positions]
-        if has_aux:
-            ans, f_vjp, aux = vjp(fun_of_diff_args, *diff_args, has_aux=True)
-        else:
-            ans, f_vjp = vjp(fun_of_diff_args, *diff_args)
+        diff_args = tuple(args[i] for i in positions)
+        ans, aux, _, pullback = _vjp(fun_of_diff_args, diff_args, has_aux)
         _check_scalar(ans)
-        grads = f_vjp(lax.full_like(ans, 1))
+        grads = pullback([lax.full_like(ans, 1)])
         grads = grads[0] if isinstance(argnums, int) else grads
         return ((ans, aux), grads) if has_aux else (ans, grads)
 
