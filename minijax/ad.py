@@ -153,7 +153,8 @@ class JVPTrace(Trace):
             return primitive.bind_with_trace(self.parent_trace, (fun, jvp, *primals),
                                              dict(symbolic_zeros=symbolic_zeros, **params))
         if not symbolic_zeros:
-            tangents = [instantiate_zeros_in(self.parent_trace, t) for t in tangents]
+            with set_current_trace(self.parent_trace):  # the zeros are the parent's values
+                tangents = [instantiate_zeros(t) for t in tangents]
         with set_current_trace(self.rule_trace):  # the rule replaces differentiating fun
             outs = jvp(*primals, *tangents)
         half = len(outs) // 2
@@ -168,7 +169,8 @@ class JVPTrace(Trace):
             outs_and_residuals = fwd(*primals)
         num_out = out_tree.get().num_leaves
         outs, residuals = outs_and_residuals[:num_out], outs_and_residuals[num_out:]
-        tangents = [instantiate_zeros_in(self.parent_trace, t) for t in tangents]
+        with set_current_trace(self.parent_trace):
+            tangents = [instantiate_zeros(t) for t in tangents]
         # The tangent is custom_lin: a linear primitive whose transpose is bwd.
         with set_current_trace(self.rule_trace):
             tangents_out = custom_lin_p.bind(
@@ -187,14 +189,6 @@ class LinearizeTrace(JVPTrace):
         super().__init__(parent_trace, tag)
         self.tangent_trace = tangent_trace
         self.rule_trace = tangent_trace
-
-
-def instantiate_zeros_in(trace: Trace, t):
-    """``instantiate_zeros`` with ``trace`` current, so the zeros belong to it."""
-    if type(t) is not Zero:
-        return t
-    with set_current_trace(trace):
-        return zeros_like_aval(t.aval)
 
 
 def jvp_flat(f: Callable, primals: list, tangents: list,

@@ -29,15 +29,6 @@ def canonicalize(dtype) -> np.dtype:
         raise TypeError(f"minijax does not support arrays of dtype {dtype}") from None
 
 
-def is_python_scalar(x) -> bool:
-    # bool is a subclass of int, but JAX gives Python bools a strong bool dtype.
-    return type(x) in (int, float)
-
-
-def dtype_of_python_scalar(x) -> np.dtype:
-    return float32 if isinstance(x, float) else int32
-
-
 def is_float(dtype) -> bool:
     return np.dtype(dtype).kind == "f"
 

@@ -239,9 +239,6 @@ class Store:
     def is_set(self) -> bool:
         return self.value is not self._EMPTY
 
-    def __repr__(self):  # shown where a jaxpr equation carries a Store
-        return repr(self.value) if self.is_set() else "<not yet known>"
-
     def get(self):
         if self.value is self._EMPTY:
             raise RuntimeError("the function has not been called yet")
