@@ -4,8 +4,9 @@ This is data, read in two places:
 
 - the fuzzer (tests/fuzz.py) skips a mismatch that an entry here recognises, and
   fails on any other;
-- the page "minijax and JAX" lists the entries (the ``deliberate-differences``
-  directive of _ext/book_site.py renders ``title`` and ``text``).
+- the page "minijax and JAX" lists the entries (the directive
+  ``deliberate-differences-from-jax`` of _ext/book_site.py renders each ``title``
+  and ``text``).
 
 An entry belongs here only if minijax differs on purpose, because matching JAX would
 take machinery the book chooses not to build. A bug does not belong here: it goes to
@@ -75,16 +76,20 @@ def _perturbed(inputs: list, factor: float) -> list:
 
 def ill_conditioned(m) -> bool:
     """Every differing value is one that JAX itself does not compute stably: moving
-    the float inputs by a relative 1e-6 (a few float32 steps) changes JAX's result
-    there by more than the comparison allows, or brings it to minijax's value."""
+    the float inputs by a relative 1e-6, or the results of JAX's sin, exp, tanh...
+    by a relative 4e-7 (a few float32 steps either way), changes JAX's result there
+    by more than the comparison allows, or brings it to minijax's value."""
     if not _values_only(m):
         return False
     mini, real = _leaves(m.mini.value), _leaves(m.real.value)
     others = []
-    for factor in (1 + 1e-6, 1 - 1e-6):
-        outcome = m.rerun("jax", _perturbed(m.program.inputs, factor))
+    reruns = [dict(inputs=_perturbed(m.program.inputs, 1 + 1e-6)),
+              dict(inputs=_perturbed(m.program.inputs, 1 - 1e-6)),
+              dict(nudge=4e-7), dict(nudge=-4e-7)]
+    for rerun in reruns:
+        outcome = m.rerun("jax", **rerun)
         if outcome.error is not None:
-            return False
+            continue
         others.append(_leaves(outcome.value))
     if any(len(o) != len(real) for o in others):
         return False
@@ -141,6 +146,10 @@ def closes_over_a_zero_tangent(m) -> bool:
             and "custom derivative rule" in str(m.mini.error) and m.real.error is None)
 
 
+def complex_numbers(m) -> bool:
+    return "of type complex is not a valid minijax type" in str(m.mini.error or "")
+
+
 DELIBERATE = [
     Entry(
         "float0",
@@ -151,6 +160,15 @@ DELIBERATE = [
         float0,
         "def program(x, y):\n    return jax.jvp(lambda a: a > 0.5, (x,), (y,))",
         np.array([0.3, 0.7], np.float32), np.array([1.0, 1.0], np.float32)),
+    Entry(
+        "complex",
+        "Complex numbers",
+        "minijax has no complex dtype: a complex number (a Python `complex`, or the "
+        "result of `(-1.75) ** 0.5` in Python) is a `TypeError` where JAX computes with "
+        "`complex64`.",
+        complex_numbers,
+        "def program(x, y):\n    return jnp.sin(y ** 0.5)",
+        np.array([1.0], np.float32), -1.75),
     Entry(
         "subnormals",
         "Subnormal numbers",
@@ -165,12 +183,14 @@ DELIBERATE = [
         "Rounding in the last bits",
         "NumPy computes `sin`, `exp`, `tanh` and the rest, not XLA, so results can differ "
         "in the last bits of a float32; a program that magnifies those bits (a comparison "
-        "or `floor` at a tie, an overflow to inf, `sin` of 1e30) can then give different "
+        "or `floor` at a tie, `tanh(x) == 1.` where XLA's `tanh` reaches 1 sooner, an "
+        "overflow to inf, `sin` of 1e30) can then give different "
         "values. The fuzzer counts a difference as rounding only where moving the inputs "
-        "by a relative 1e-6 moves JAX's own result by more than the tolerance.",
+        "by a relative 1e-6, or the results of JAX's `sin`, `exp`... by a few float32 "
+        "steps, moves JAX's own result by more than the tolerance.",
         ill_conditioned,
-        "def program(x, y):\n    return jnp.floor(jnp.exp(x) * 1e6)",
-        np.array([1.0, 2.5], np.float32), 0.0),
+        "def program(x, y):\n    return jnp.tanh(x) == 1.",
+        np.array([0.5, 8.25], np.float32), 0.0),
     Entry(
         "symbolic_zeros",
         "No symbolic zero tangents",

@@ -308,6 +308,8 @@ def op_binary(b: _Builder):
     if a is None:
         return
     text_b, vb = _operand(b, a.shape)
+    if a.python and vb.python:  # Python's own arithmetic, not the library's
+        text_b, vb = "x", b.vars[0]
     first, second = (a.name, text_b) if b.draw(st.booleans()) else (text_b, a.name)
     if vb.python and first == text_b and b.draw(st.booleans()):
         first, second = second, first  # Python scalars mostly on the right
@@ -457,7 +459,8 @@ def op_dot(b: _Builder):
         kind_b = "f"
     form = b.draw(st.sampled_from(["jnp.dot({}, {})", "jnp.matmul({}, {})", "{} @ {}",
                                    "{}.dot({})"]))
-    shape = np.matmul(np.zeros(a.shape), np.zeros(shape_b)).shape
+    with np.errstate(all="ignore"):
+        shape = np.matmul(np.zeros(a.shape), np.zeros(shape_b)).shape
     name = b.fresh()
     b.add(Var(name, shape, _promote(a.kind, kind_b)),
           f"{name} = {form.format(a.name, text_b)}", features=("dot",))
@@ -766,9 +769,12 @@ class Mismatch:
     def source(self) -> str:
         return self.program.source()
 
-    def rerun(self, library: str, inputs: list) -> "Outcome":
-        """The same program on other inputs (for the registries' matchers)."""
-        return run(dataclasses.replace(self.program, inputs=inputs), library)
+    def rerun(self, library: str, inputs: list | None = None, nudge: float = 0.0) -> "Outcome":
+        """The same program on other inputs, or with its sin, exp... nudged (for the
+        registries' matchers)."""
+        program = self.program if inputs is None else dataclasses.replace(self.program,
+                                                                          inputs=inputs)
+        return run(program, library, nudge)
 
     def text(self) -> str:
         """Everything a pattern may look at: the problems, both exceptions, the source."""
@@ -800,11 +806,28 @@ def _namespace(library: str) -> dict:
 _NAMESPACES: dict[str, dict] = {}
 
 
-def run(program: Program, library: str) -> Outcome:
-    """Run the program on one library ("minijax" or "jax")."""
+class _Nudged:
+    """A numpy module whose transcendental functions return their result moved by a
+    relative ``nudge``: a few float32 steps, as another implementation might round."""
+
+    def __init__(self, module, nudge: float):
+        self._module, self._nudge = module, nudge
+
+    def __getattr__(self, name):
+        fn = getattr(self._module, name)
+        if name not in FLOAT_UNARY:
+            return fn
+        return lambda x: fn(x) * (1. + self._nudge)
+
+
+def run(program: Program, library: str, nudge: float = 0.0) -> Outcome:
+    """Run the program on one library ("minijax" or "jax"); with ``nudge``, the
+    results of sin, exp, tanh... are moved by that relative amount."""
     if library not in _NAMESPACES:
         _NAMESPACES[library] = _namespace(library)
     namespace = dict(_NAMESPACES[library])
+    if nudge:
+        namespace["jnp"] = _Nudged(namespace["jnp"], nudge)
     source = program.source()
     inputs = [np.copy(v) if isinstance(v, np.ndarray) else v for v in program.inputs]
     with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()), \

@@ -68,7 +68,7 @@ def test_entries_have_distinct_names():
 
 OFF_BY_A_THOUSANDTH = """
 def program(x, y):
-    return jnp.sin(x) + (1e-3 if jax.__name__ == "minijax" else 0.)
+    return jnp.tanh(x) + (1e-3 if jax.__name__ == "minijax" else 0.)
 """
 
 
@@ -86,7 +86,7 @@ def test_a_report_runs_on_jax_as_printed():
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(mismatch.program.report_source(), {"__name__": "report"})
-    assert out.getvalue().strip() == repr(mismatch.real.value)
+    assert out.getvalue().strip() == str(mismatch.real.value)
 
 
 def test_a_long_run_prints_a_shrunk_program(monkeypatch):
@@ -99,3 +99,19 @@ def test_a_long_run_prints_a_shrunk_program(monkeypatch):
     if tally.unexplained:
         assert "=== unexplained mismatch 1" in text and "def program" not in text.split(
             "===")[0]
+
+
+def test_the_book_renders_the_registry_of_deliberate_differences():
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root / "_ext"))
+    try:
+        import book_site
+    finally:
+        sys.path.remove(str(root / "_ext"))
+    entries = book_site.deliberate_differences(root / "tests" / "differences.py")
+    assert [e.name for e in entries] == [e.name for e in DELIBERATE]
+    for entry in entries:
+        assert entry.text.count("`") % 2 == 0, f"{entry.name}: unbalanced backticks"

@@ -90,6 +90,20 @@ def custom_vjp_exception(m) -> bool:
     return _error(m.real) == "CustomVJPException" and _error(m.mini) != "CustomVJPException"
 
 
+def jit_inf_literal(m) -> bool:
+    return _minijax_raises(m, "NameError", "name 'inf' is not defined") or \
+        _minijax_raises(m, "NameError", "name 'nan' is not defined")
+
+
+def jit_literal_parameter(m) -> bool:
+    return _error(m.mini) == "SyntaxError" and "<minijax.jit" in str(m.mini.error)
+
+
+def isfinite_weak_type(m) -> bool:
+    return ("isfinite" in m.source and m.mini.error is None
+            and any("weak_type is True in minijax, False in JAX" in p for p in m.problems))
+
+
 UNFIXED_BUGS = [
     Entry(
         "vmap_custom_rule_closure",
@@ -223,4 +237,35 @@ UNFIXED_BUGS = [
         "        return jnp.sum(h(x))\n"
         "    return jax.grad(jax.jit(f), argnums=1)(x, y)",
         X3, X3),
+    Entry(
+        "jit_inf_literal",
+        "jit of a program with an inf literal raises NameError",
+        "jit(jnp.isfinite)(x) raises NameError: name 'inf' is not defined: the generated "
+        "source writes a literal as repr(value), np.float32(inf) in NumPy 2, and the "
+        "namespace has no inf (nor nan).",
+        jit_inf_literal,
+        "def program(x, y):\n    return jax.jit(jnp.isfinite)(x)",
+        X3, 0.0),
+    Entry(
+        "jit_literal_parameter",
+        "linearize of jit of lax.cond: SyntaxError in the generated code",
+        "linearize(jit(lambda a: lax.cond(True, jnp.sin, jnp.sin, a)), 0.5) raises "
+        "SyntaxError in <minijax.jit jvp(<lambda>)>: the JVP jaxpr of the jit equation "
+        "has a Literal (the cond index, np.int32(1)) among its invars, which "
+        "generate_source writes as a parameter name.",
+        jit_literal_parameter,
+        "def program(x, y):\n"
+        "    f = jax.jit(lambda a: lax.cond(True, jnp.sin, jnp.sin, a))\n"
+        "    out, f_jvp = jax.linearize(f, x)\n"
+        "    return out, f_jvp(jnp.ones_like(x))",
+        X3, 0.0),
+    Entry(
+        "isfinite_weak_type",
+        "jnp.isfinite of a Python int is weakly typed",
+        "jnp.isfinite(3) is Array(True, dtype=bool, weak_type=True) in minijax; JAX's "
+        "result is not weak (minijax computes it as equal(x, x) for integers, which keeps "
+        "the weak type of a Python int).",
+        isfinite_weak_type,
+        "def program(x, y):\n    return jnp.isfinite(y)",
+        X3, 3),
 ]
