@@ -90,6 +90,11 @@ def custom_vjp_exception(m) -> bool:
     return _error(m.real) == "CustomVJPException" and _error(m.mini) != "CustomVJPException"
 
 
+def custom_lin_without_jvp(m) -> bool:
+    return (_minijax_raises(m, "NotImplementedError", "'custom_lin'")
+            and m.real.error is None)
+
+
 def jit_inf_literal(m) -> bool:
     return _minijax_raises(m, "NameError", "name 'inf' is not defined") or \
         _minijax_raises(m, "NameError", "name 'nan' is not defined")
@@ -268,4 +273,18 @@ UNFIXED_BUGS = [
         isfinite_weak_type,
         "def program(x, y):\n    return jnp.isfinite(y)",
         X3, 3),
+    Entry(
+        "grad_grad_custom_vjp_zero_tangent",
+        "second derivative through a custom_vjp of a value with a zero tangent",
+        "jit(grad(grad(f))) where f applies a custom_vjp function to jnp.sign(x) (a zero "
+        "tangent) raises NotImplementedError for custom_lin's JVP; without jit it is the "
+        "TypeError of grad_jit_custom_vjp_nondiff_arg. JAX gives 0.",
+        custom_lin_without_jvp,
+        "@jax.custom_vjp\n"
+        "def h(a):\n"
+        "    return jnp.sin(a)\n"
+        "h.defvjp(lambda a: (h(a), a), lambda a, g: (jnp.cos(a) * g,))\n"
+        "def program(x, y):\n"
+        "    return jax.jit(jax.grad(jax.grad(lambda x: jnp.sin(h(jnp.sign(x))))))(x)",
+        0.5, 0.0),
 ]
