@@ -146,6 +146,12 @@ def closes_over_a_zero_tangent(m) -> bool:
             and "custom derivative rule" in str(m.mini.error) and m.real.error is None)
 
 
+def internal_error_for_a_closure(m) -> bool:
+    return (type(m.mini.error).__name__ == "UnexpectedTracerError"
+            and type(m.real.error).__name__ == "TypeError"
+            and "No constant handler for type" in str(m.real.error))
+
+
 def complex_numbers(m) -> bool:
     return "of type complex is not a valid minijax type" in str(m.mini.error or "")
 
@@ -208,5 +214,22 @@ DELIBERATE = [
         "    g.defjvps(lambda t, ans, a: jnp.cos(a) * c * t)\n"
         "    return g(x)\n"
         "def program(x, y):\n    return jax.grad(lambda x: jnp.sum(f(x)))(x)",
+        np.array([0.5, -1.0], np.float32), 0.0),
+    Entry(
+        "closure_under_jit",
+        "A custom rule closing over a differentiated value, under jit",
+        "A `custom_jvp` function that closes over a value being differentiated is an "
+        "`UnexpectedTracerError` in minijax, as in JAX without `jit`; under `jit` JAX "
+        "0.10.2 fails instead with an internal `TypeError` (\"No constant handler for "
+        "type: ...DynamicJaxprTracer\"), which minijax does not imitate.",
+        internal_error_for_a_closure,
+        "def f(x):\n"
+        "    c = jnp.mean(x)\n"
+        "    @jax.custom_jvp\n"
+        "    def g(a):\n"
+        "        return jnp.sin(a) * c\n"
+        "    g.defjvps(lambda t, ans, a: jnp.cos(a) * c * t)\n"
+        "    return jnp.sum(g(x))\n"
+        "def program(x, y):\n    return jax.grad(jax.jit(f))(x)",
         np.array([0.5, -1.0], np.float32), 0.0),
 ]

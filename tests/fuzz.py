@@ -947,7 +947,7 @@ def long_run(count: int, seed: int, out: Callable[[str], None] = print) -> Tally
                 if tally.programs % 250 == 0:
                     out(f"... {tally.programs} programs, {time.monotonic() - start:.0f} s")
                 if mismatch is None or known is not None:
-                    return tally.programs >= count and False
+                    return False
                 key = signature(mismatch)
                 if key in found:
                     return False
@@ -966,7 +966,8 @@ def long_run(count: int, seed: int, out: Callable[[str], None] = print) -> Tally
         mismatch = compare(smallest)
         found[target[0]] = mismatch
         out(f"\n=== unexplained mismatch {len(found)}: {target[0]}\n{mismatch.describe()}")
-    out(f"\n{tally.summary()}\n{len(found)} distinct unexplained mismatches, "
+    plural = "" if len(found) == 1 else "es"
+    out(f"\n{tally.summary()}\n{len(found)} distinct unexplained mismatch{plural}, "
         f"{time.monotonic() - start:.0f} s")
     return tally
 

@@ -95,6 +95,10 @@ def custom_lin_without_jvp(m) -> bool:
             and m.real.error is None)
 
 
+def boolean_tangent_arithmetic(m) -> bool:
+    return _minijax_raises(m, "TypeError", "numpy boolean") and _error(m.real) != "TypeError"
+
+
 def jit_inf_literal(m) -> bool:
     return _minijax_raises(m, "NameError", "name 'inf' is not defined") or \
         _minijax_raises(m, "NameError", "name 'nan' is not defined")
@@ -287,4 +291,15 @@ UNFIXED_BUGS = [
         "def program(x, y):\n"
         "    return jax.jit(jax.grad(jax.grad(lambda x: jnp.sin(h(jnp.sign(x))))))(x)",
         0.5, 0.0),
+    Entry(
+        "boolean_tangent_arithmetic",
+        "grad of grad through max of a boolean array: NumPy boolean subtract",
+        "grad(grad(lambda x: jnp.sin(jnp.max(x > 0.))))(0.5) raises NumPy's TypeError "
+        "\"numpy boolean subtract, the `-` operator, is not supported\"; JAX gives 0. The "
+        "tangent of a boolean is a boolean array in minijax, and a derivative rule does "
+        "arithmetic on it.",
+        boolean_tangent_arithmetic,
+        "def program(x, y):\n"
+        "    return jax.grad(jax.grad(lambda x: jnp.sin(jnp.max(x > 0.))))(y)",
+        X3, 0.5),
 ]
