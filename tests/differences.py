@@ -146,6 +146,23 @@ def closes_over_a_zero_tangent(m) -> bool:
             and "custom derivative rule" in str(m.mini.error) and m.real.error is None)
 
 
+ZERO_DERIVATIVE = ("jnp.sign", "jnp.floor", "jnp.ceil", "jnp.round", "astype", " > ", " < ",
+                   " == ", " != ", " >= ", " <= ", "jnp.where", "jnp.isnan", "jnp.isfinite",
+                   "zeros_like", "ones_like", "jnp.any", "jnp.all")
+
+
+def zero_times_nan(m) -> bool:
+    """Values differ only where minijax has nan and JAX has 0, in a program with an
+    operation whose derivative is zero."""
+    if not (_values_only(m) and any(op in m.source for op in ZERO_DERIVATIVE)):
+        return False
+    for a, b in zip(_leaves(m.mini.value), _leaves(m.real.value)):
+        wrong = ~_close(a, b)
+        if not (np.isnan(a[wrong]).all() and (b[wrong] == 0).all()):
+            return False
+    return True
+
+
 def internal_error_for_a_closure(m) -> bool:
     return (type(m.mini.error).__name__ == "UnexpectedTracerError"
             and type(m.real.error).__name__ == "TypeError"
@@ -232,4 +249,16 @@ DELIBERATE = [
         "    return jnp.sum(g(x))\n"
         "def program(x, y):\n    return jax.grad(jax.jit(f))(x)",
         np.array([0.5, -1.0], np.float32), 0.0),
+    Entry(
+        "zero_times_nan",
+        "A zero tangent times a nan derivative",
+        "For the same reason (no symbolic zeros), a tangent that is zero because it went "
+        "through an operation whose derivative is 0 (`sign`, `floor`, a comparison...) is "
+        "a real zero in minijax, and the next rule multiplies it: 0 times a nan or inf "
+        "partial derivative (`cos(nan)`) gives nan, where JAX's symbolic `Zero` skips the "
+        "product and gives 0.",
+        zero_times_nan,
+        "def program(x, y):\n"
+        "    return jax.jvp(lambda a: jnp.sin(jnp.sign(a)), (x,), (jnp.ones_like(x),))",
+        np.array([np.nan, 1.0], np.float32), 0.0),
 ]

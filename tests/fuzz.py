@@ -925,6 +925,7 @@ class Tally:
         return "\n".join(lines)
 
 
+SHRINK_BUDGET = 300  # programs tried while shrinking one mismatch (each runs both libraries)
 SETTINGS = dict(deadline=None, database=None, print_blob=False,
                 suppress_health_check=list(HealthCheck))
 
@@ -939,8 +940,13 @@ def long_run(count: int, seed: int, out: Callable[[str], None] = print) -> Tally
     start = time.monotonic()
     while tally.programs < count:
         target: list[str] = []
+        shrink_steps = [0]
 
         def failing(program: Program) -> bool:
+            if target:  # shrinking, within a budget of attempts
+                shrink_steps[0] += 1
+                if shrink_steps[0] > SHRINK_BUDGET:
+                    return False
             mismatch = compare(program)
             if not target:  # exploring: count the program
                 known = tally.record(mismatch, program)
