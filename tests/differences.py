@@ -235,6 +235,18 @@ DELIBERATE = [
         "def program(x, y):\n    return jax.grad(lambda x: jnp.sum(f(x)))(x)",
         np.array([0.5, -1.0], np.float32), 0.0),
     Entry(
+        "zero_times_nan",
+        "A zero tangent times a nan derivative",
+        "For the same reason (no symbolic zeros), a tangent that is zero because it went "
+        "through an operation whose derivative is 0 (`sign`, `floor`, a comparison...) is "
+        "a real zero in minijax, and the next rule multiplies it: 0 times a nan or inf "
+        "partial derivative (`cos(nan)`) gives nan, where JAX's symbolic `Zero` skips the "
+        "product and gives 0.",
+        zero_times_nan,
+        "def program(x, y):\n"
+        "    return jax.jvp(lambda a: jnp.sin(jnp.sign(a)), (x,), (jnp.ones_like(x),))",
+        np.array([np.nan, 1.0], np.float32), 0.0),
+    Entry(
         "closure_under_jit",
         "A custom rule closing over a differentiated value, under jit",
         "A `custom_jvp` function that closes over a value being differentiated is an "
@@ -251,16 +263,4 @@ DELIBERATE = [
         "    return jnp.sum(g(x))\n"
         "def program(x, y):\n    return jax.grad(jax.jit(f))(x)",
         np.array([0.5, -1.0], np.float32), 0.0),
-    Entry(
-        "zero_times_nan",
-        "A zero tangent times a nan derivative",
-        "For the same reason (no symbolic zeros), a tangent that is zero because it went "
-        "through an operation whose derivative is 0 (`sign`, `floor`, a comparison...) is "
-        "a real zero in minijax, and the next rule multiplies it: 0 times a nan or inf "
-        "partial derivative (`cos(nan)`) gives nan, where JAX's symbolic `Zero` skips the "
-        "product and gives 0.",
-        zero_times_nan,
-        "def program(x, y):\n"
-        "    return jax.jvp(lambda a: jnp.sin(jnp.sign(a)), (x,), (jnp.ones_like(x),))",
-        np.array([np.nan, 1.0], np.float32), 0.0),
 ]
