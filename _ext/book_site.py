@@ -7,7 +7,7 @@
 - YAML has no tuples, but Sphinx matches ``nitpick_ignore`` entries as
   ``(type, target)`` tuples: the ``[type, target]`` lists of _config.yml are
   converted.
-- Three directives write the lists of book/minijax_and_jax.md from the code and the
+- Four directives write the lists of book/minijax_and_jax.md from the code and the
   tests themselves (see their docstrings), so the page cannot drift from them, and
   ``chapter-map`` writes the Preface's map of the book from _toc.yml.
 - The API page shows the functions a module re-exports from another minijax module.
@@ -16,8 +16,10 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import inspect
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -226,6 +228,35 @@ def _strict_xfail_reasons(call: ast.AST, constants: dict[str, Any]) -> list[str]
     return []
 
 
+class DeliberateDifferences(SphinxDirective):
+    """The differences minijax makes on purpose, from the registry that the fuzzer
+    reads (tests/differences.py): each entry's title and text."""
+
+    def run(self) -> list[nodes.Node]:
+        self.env.note_reread()  # the output depends on more than the page's source
+        path = Path(self.env.srcdir) / "tests" / "differences.py"
+        self.env.note_dependency(str(path))
+        bullets = nodes.bullet_list()
+        for entry in deliberate_differences(path):
+            paragraph = nodes.paragraph()
+            paragraph += nodes.strong(entry.title, entry.title)
+            paragraph += nodes.Text(". ")
+            for i, piece in enumerate(entry.text.split("`")):
+                if piece:
+                    paragraph += nodes.literal(piece, piece) if i % 2 else nodes.Text(piece)
+            bullets += nodes.list_item("", paragraph)
+        return [bullets]
+
+
+def deliberate_differences(path: Path) -> list[Any]:
+    """The entries of the registry of deliberate differences, in their order."""
+    spec = importlib.util.spec_from_file_location("minijax_book_differences", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return list(module.DELIBERATE)
+
+
 # ---------------------------------------------------------------------------
 # The API page (book/api.md).
 
@@ -309,6 +340,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("jax-parameters-minijax-lacks", MissingParameters)
     app.add_directive("jax-features-minijax-lacks", NotInMinijax)
     app.add_directive("known-differences-from-jax", KnownDifferences)
+    app.add_directive("deliberate-differences-from-jax", DeliberateDifferences)
     app.connect("autodoc-skip-member", skip_foreign_imports)
     app.add_node(chapter_map)
     app.add_directive("chapter-map", ChapterMap)

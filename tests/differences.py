@@ -1,0 +1,266 @@
+"""The differences between minijax and JAX that minijax makes on purpose.
+
+This is data, read in two places:
+
+- the fuzzer (tests/fuzz.py) skips a mismatch that an entry here recognises, and
+  fails on any other;
+- the page "minijax and JAX" lists the entries (the directive
+  ``deliberate-differences-from-jax`` of _ext/book_site.py renders each ``title``
+  and ``text``).
+
+An entry belongs here only if minijax differs on purpose, because matching JAX would
+take machinery the book chooses not to build. A bug does not belong here: it goes to
+tests/unfixed_bugs.py until it is fixed.
+
+Each entry has an example (``source`` defining ``program(x, y)``, with inputs ``x``
+and ``y``) on which minijax and JAX differ; tests/test_fuzz.py checks that the
+example still differs and that ``matches`` recognises it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import numpy as np
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """A known mismatch: what it is, how to recognise it, and an example."""
+
+    name: str
+    title: str  # a short phrase, the first words of the page's bullet
+    text: str  # what differs and why, in a sentence or two (`code` allowed)
+    matches: Callable[[Any], bool]  # takes a fuzz.Mismatch
+    source: str  # defines program(x, y)
+    x: Any = None
+    y: Any = None
+
+
+# ---------------------------------------------------------------------------
+# Helpers for the matchers. A Mismatch has .problems (what parity.differences
+# reported), .mini and .real (Outcome: .value or .error), .source, .program.inputs
+# and .rerun(library, inputs).
+
+
+def _values_only(m) -> bool:
+    """The results have the same structure, shapes and dtypes; only values differ."""
+    return (m.mini.error is None and m.real.error is None and bool(m.problems)
+            and all(" gives " in p.splitlines()[0] or "values differ" in p
+                    for p in m.problems)
+            and not any(" gives a " in p or " items" in p for p in m.problems))
+
+
+def _leaves(value) -> list[np.ndarray]:
+    import jax
+
+    return [np.asarray(leaf, np.float64) for leaf in jax.tree_util.tree_leaves(value)]
+
+
+def _close(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.isclose(a, b, rtol=1e-5, atol=1e-6) | (np.isnan(a) & np.isnan(b))
+
+
+def _perturbed(inputs: list, factor: float) -> list:
+    out = []
+    for v in inputs:
+        if isinstance(v, float):
+            out.append(v * factor)
+        elif isinstance(v, np.ndarray) and v.dtype.kind == "f":
+            out.append((v * np.float32(factor)).astype(v.dtype))
+        else:
+            out.append(v)
+    return out
+
+
+def ill_conditioned(m) -> bool:
+    """Every differing value is one that JAX itself does not compute stably: moving
+    the float inputs by a relative 1e-6, or the results of JAX's sin, exp, tanh...
+    by a relative 4e-7 (a few float32 steps either way), changes JAX's result there
+    by more than the comparison allows, or brings it to minijax's value."""
+    if not _values_only(m):
+        return False
+    mini, real = _leaves(m.mini.value), _leaves(m.real.value)
+    others = []
+    reruns = [dict(inputs=_perturbed(m.program.inputs, 1 + 1e-6)),
+              dict(inputs=_perturbed(m.program.inputs, 1 - 1e-6)),
+              dict(nudge=4e-7), dict(nudge=-4e-7)]
+    for rerun in reruns:
+        outcome = m.rerun("jax", **rerun)
+        if outcome.error is not None:
+            continue
+        others.append(_leaves(outcome.value))
+    if any(len(o) != len(real) for o in others):
+        return False
+    for i, (a, b) in enumerate(zip(mini, real)):
+        if a.shape != b.shape:
+            return False
+        wrong = ~_close(a, b)
+        unstable = np.zeros_like(wrong)
+        for other in others:
+            c = other[i]
+            if c.shape != b.shape:
+                return False
+            unstable |= ~_close(c, b) | _close(c, a)
+        if (wrong & ~unstable).any():
+            return False
+    return True
+
+
+TINY = np.finfo(np.float32).tiny  # the smallest normal float32
+
+
+def _extreme_input(m) -> bool:
+    for v in m.program.inputs:
+        a = np.abs(np.asarray(v, np.float64))
+        if ((a >= 80) & np.isfinite(a)).any() or ((a > 0) & (a <= 1e-30)).any():
+            return True
+    return False
+
+
+def subnormal(m) -> bool:
+    """Values differ only where one side is 0, subnormal or not finite, in a program
+    whose inputs reach the range where a subnormal can arise (|x| >= 80, |x| <= 1e-30)."""
+    if not (_values_only(m) and _extreme_input(m)):
+        return False
+    for a, b in zip(_leaves(m.mini.value), _leaves(m.real.value)):
+        edge = (np.abs(a) < TINY) | ~np.isfinite(a) | (np.abs(b) < TINY) | ~np.isfinite(b)
+        if (~_close(a, b) & ~edge).any():
+            return False
+    return True
+
+
+def float0(m) -> bool:
+    import jax
+
+    if m.real.error is None:
+        leaves = jax.tree_util.tree_leaves(m.real.value)
+        if any(getattr(leaf, "dtype", None) == jax.dtypes.float0 for leaf in leaves):
+            return True
+    return "float0" in m.text()
+
+
+def closes_over_a_zero_tangent(m) -> bool:
+    differentiates = any(f"jax.{t}(" in m.source
+                         for t in ("grad", "value_and_grad", "jvp", "linearize", "vjp"))
+    return (type(m.mini.error).__name__ == "UnexpectedTracerError" and differentiates
+            and "custom_" in m.source and m.real.error is None)
+
+
+ZERO_DERIVATIVE = ("jnp.sign", "jnp.floor", "jnp.ceil", "jnp.round", "astype", " > ", " < ",
+                   " == ", " != ", " >= ", " <= ", "jnp.where", "jnp.isnan", "jnp.isfinite",
+                   "zeros_like", "ones_like", "jnp.any", "jnp.all")
+
+
+def zero_times_nan(m) -> bool:
+    """Values differ only where minijax has nan and JAX has 0, in a program with an
+    operation whose derivative is zero."""
+    if not (_values_only(m) and any(op in m.source for op in ZERO_DERIVATIVE)):
+        return False
+    for a, b in zip(_leaves(m.mini.value), _leaves(m.real.value)):
+        wrong = ~_close(a, b)
+        if not (np.isnan(a[wrong]).all() and (b[wrong] == 0).all()):
+            return False
+    return True
+
+
+def internal_error_for_a_closure(m) -> bool:
+    return (type(m.mini.error).__name__ == "UnexpectedTracerError"
+            and type(m.real.error).__name__ == "TypeError"
+            and "No constant handler for type" in str(m.real.error))
+
+
+def complex_numbers(m) -> bool:
+    return "of type complex is not a valid minijax type" in str(m.mini.error or "")
+
+
+DELIBERATE = [
+    Entry(
+        "float0",
+        "Tangents of integers and booleans",
+        "A tangent or cotangent of an integer or boolean value is an array of zeros of the "
+        "value's own dtype in minijax; JAX gives it the special dtype `float0`, and asks "
+        "for `float0` cotangents of such outputs. minijax has three dtypes only.",
+        float0,
+        "def program(x, y):\n    return jax.jvp(lambda a: a > 0.5, (x,), (y,))",
+        np.array([0.3, 0.7], np.float32), np.array([1.0, 1.0], np.float32)),
+    Entry(
+        "complex",
+        "Complex numbers",
+        "minijax has no complex dtype: a complex number (a Python `complex`, or the "
+        "result of `(-1.75) ** 0.5` in Python) is a `TypeError` where JAX computes with "
+        "`complex64`.",
+        complex_numbers,
+        "def program(x, y):\n    return jnp.sin(y ** 0.5)",
+        np.array([1.0], np.float32), -1.75),
+    Entry(
+        "subnormals",
+        "Subnormal numbers",
+        "NumPy keeps float32 subnormals (below about 1.2e-38); JAX on CPU flushes them to "
+        "zero, so a program that goes through one (`exp(-100.)`, the product of two tiny "
+        "numbers) can give 0, inf or nan in one library and a finite number in the other.",
+        subnormal,
+        "def program(x, y):\n    return jnp.log(jnp.exp(x))",
+        np.array([-100.0, 1.0], np.float32), 0.0),
+    Entry(
+        "rounding",
+        "Rounding in the last bits",
+        "NumPy computes `sin`, `exp`, `tanh` and the rest, not XLA, so results can differ "
+        "in the last bits of a float32; a program that magnifies those bits (a comparison "
+        "or `floor` at a tie, `tanh(x) == 1.` where XLA's `tanh` reaches 1 sooner, an "
+        "overflow to inf, `sin` of 1e30) can then give different "
+        "values. The fuzzer counts a difference as rounding only where moving the inputs "
+        "by a relative 1e-6, or the results of JAX's `sin`, `exp`... by a few float32 "
+        "steps, moves JAX's own result by more than the tolerance.",
+        ill_conditioned,
+        "def program(x, y):\n    return jnp.tanh(x) == 1.",
+        np.array([0.5, 8.25], np.float32), 0.0),
+    Entry(
+        "symbolic_zeros",
+        "No symbolic zero tangents",
+        "minijax gives every value computed under `jvp` or `grad` a tangent, a real array "
+        "of zeros when it does not depend on the inputs; JAX gives such a value a symbolic "
+        "`Zero` and no tracer. So a custom rule may close over `jnp.where(x > 0, 1., 2.)` in "
+        "JAX, while minijax reports the closure as an `UnexpectedTracerError`, as JAX does "
+        "for a value that does depend on `x`.",
+        closes_over_a_zero_tangent,
+        "def f(x):\n"
+        "    c = jnp.mean(jnp.where(x > 0, 1., 2.))\n"
+        "    @jax.custom_jvp\n"
+        "    def g(a):\n"
+        "        return jnp.sin(a) * c\n"
+        "    g.defjvps(lambda t, ans, a: jnp.cos(a) * c * t)\n"
+        "    return g(x)\n"
+        "def program(x, y):\n    return jax.grad(lambda x: jnp.sum(f(x)))(x)",
+        np.array([0.5, -1.0], np.float32), 0.0),
+    Entry(
+        "zero_times_nan",
+        "A zero tangent times a nan derivative",
+        "For the same reason (no symbolic zeros), a tangent that is zero because it went "
+        "through an operation whose derivative is 0 (`sign`, `floor`, a comparison...) is "
+        "a real zero in minijax, and the next rule multiplies it: 0 times a nan or inf "
+        "partial derivative (`cos(nan)`) gives nan, where JAX's symbolic `Zero` skips the "
+        "product and gives 0.",
+        zero_times_nan,
+        "def program(x, y):\n"
+        "    return jax.jvp(lambda a: jnp.sin(jnp.sign(a)), (x,), (jnp.ones_like(x),))",
+        np.array([np.nan, 1.0], np.float32), 0.0),
+    Entry(
+        "closure_under_jit",
+        "A custom rule closing over a differentiated value, under jit",
+        "A `custom_jvp` function that closes over a value being differentiated is an "
+        "`UnexpectedTracerError` in minijax, as in JAX without `jit`; under `jit` JAX "
+        "0.10.2 fails instead with an internal `TypeError` (\"No constant handler for "
+        "type: ...DynamicJaxprTracer\"), which minijax does not imitate.",
+        internal_error_for_a_closure,
+        "def f(x):\n"
+        "    c = jnp.mean(x)\n"
+        "    @jax.custom_jvp\n"
+        "    def g(a):\n"
+        "        return jnp.sin(a) * c\n"
+        "    g.defjvps(lambda t, ans, a: jnp.cos(a) * c * t)\n"
+        "    return jnp.sum(g(x))\n"
+        "def program(x, y):\n    return jax.grad(jax.jit(f))(x)",
+        np.array([0.5, -1.0], np.float32), 0.0),
+]
