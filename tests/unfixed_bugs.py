@@ -26,44 +26,6 @@ def _minijax_raises(m, kind: str, text: str) -> bool:
     return _error(m.mini) == kind and text in str(m.mini.error)
 
 
-def _transforms(m) -> set[str]:
-    return set(re.findall(r"jax\.(linearize|grad|value_and_grad|vjp|jvp|vmap|jit)\(",
-                          m.source))
-
-
-def vmap_custom_closure(m) -> bool:
-    import jax
-
-    if m.mini.error is not None or "custom_" not in m.source:
-        return False
-    return any(type(leaf).__name__.endswith("Tracer")
-               for leaf in jax.tree_util.tree_leaves(m.mini.value))
-
-
-def grad_jit_custom_vjp(m) -> bool:
-    return (_minijax_raises(m, "TypeError", "can't apply forward-mode autodiff (jvp) to a "
-                                            "custom_vjp") and m.real.error is None)
-
-
-def _reverse_through_while(m) -> bool:
-    return (_minijax_raises(m, "ValueError", "Reverse-mode differentiation does not work")
-            and _error(m.real) != "ValueError")
-
-
-def linearize_while(m) -> bool:
-    return (_reverse_through_while(m) and "linearize" in _transforms(m)
-            and not _transforms(m) & {"grad", "value_and_grad", "vjp"})
-
-
-def grad_unused_while(m) -> bool:
-    return _reverse_through_while(m) and not linearize_while(m)
-
-
-def float_power_negative_base(m) -> bool:
-    return (bool(re.search(r"\*\* [\w.(]|jnp\.power\(", m.source)) and m.real.error is None
-            and bool(re.search(r"minijax nan, JAX -?\d|minijax gives nan, JAX -?\d", m.text())))
-
-
 def negative_slice_step(m) -> bool:
     return _minijax_raises(m, "IndexError", "only positive slice steps")
 
@@ -91,22 +53,6 @@ def custom_vjp_exception(m) -> bool:
     return _error(m.real) == "CustomVJPException" and _error(m.mini) != "CustomVJPException"
 
 
-def custom_lin_without_jvp(m) -> bool:
-    return (_minijax_raises(m, "NotImplementedError", "'custom_lin'")
-            and m.real.error is None)
-
-
-def boolean_tangent_arithmetic(m) -> bool:
-    return _minijax_raises(m, "TypeError", "numpy boolean") and _error(m.real) != "TypeError"
-
-
-def closure_error_first(m) -> bool:
-    return (_error(m.mini) == "UnexpectedTracerError" and "custom_" in m.source
-            and m.real.error is not None
-            and _error(m.real) not in ("UnexpectedTracerError", "CustomVJPException")
-            and "No constant handler" not in str(m.real.error))
-
-
 def jit_inf_literal(m) -> bool:
     return _minijax_raises(m, "NameError", "name 'inf' is not defined") or \
         _minijax_raises(m, "NameError", "name 'nan' is not defined")
@@ -122,71 +68,6 @@ def isfinite_weak_type(m) -> bool:
 
 
 UNFIXED_BUGS = [
-    Entry(
-        "vmap_custom_rule_closure",
-        "vmap of a custom rule closing over a batched value returns a tracer",
-        "vmap of a custom_jvp or custom_vjp function that closes over a batched value "
-        "returns a BatchTracer instead of an array.",
-        vmap_custom_closure,
-        "def program(x, y):\n"
-        "    def f(x):\n"
-        "        c = jnp.mean(x)\n"
-        "        @jax.custom_jvp\n"
-        "        def g(a):\n"
-        "            return jnp.sin(a) * c\n"
-        "        g.defjvps(lambda t, ans, a: jnp.cos(a) * c * t)\n"
-        "        return g(x)\n"
-        "    return jax.vmap(f)(x)",
-        X3.reshape(3, 1), 0.0),
-    Entry(
-        "grad_jit_custom_vjp_nondiff_arg",
-        "grad of a jitted custom_vjp call on a non-differentiated argument raises",
-        "grad of a jitted function that applies a custom_vjp function to an argument that "
-        "is not differentiated raises TypeError (\"can't apply forward-mode autodiff\"); "
-        "JAX computes the gradient.",
-        grad_jit_custom_vjp,
-        "@jax.custom_vjp\n"
-        "def h(a):\n"
-        "    return jnp.sin(a)\n"
-        "h.defvjp(lambda a: (jnp.sin(a), a), lambda a, g: (jnp.cos(a) * g,))\n"
-        "def program(x, y):\n"
-        "    return jax.grad(jax.jit(lambda x, y: jnp.sum(x * h(y))))(x, y)",
-        X3, X3),
-    Entry(
-        "linearize_while_loop",
-        "linearize of a while_loop raises",
-        "linearize of a function containing lax.while_loop raises ValueError "
-        "(\"Reverse-mode differentiation does not work ...\"); JAX linearizes it "
-        "(forward mode through a while_loop is allowed).",
-        linearize_while,
-        "def program(x, y):\n"
-        "    f = lambda a: lax.while_loop(lambda c: c[0] < 2, lambda c: (c[0] + 1, jnp.sin(c[1])),"
-        " (0, a))[1]\n"
-        "    out, f_jvp = jax.linearize(f, x)\n"
-        "    return out, f_jvp(jnp.ones_like(x))",
-        X3, 0.0),
-    Entry(
-        "grad_unused_while_loop",
-        "grad raises on a while_loop whose result it does not need",
-        "grad (or vjp) of a function containing a lax.while_loop whose result does not "
-        "reach the differentiated output (unused, or used only in a condition) raises "
-        "ValueError; JAX differentiates the rest.",
-        grad_unused_while,
-        "def program(x, y):\n"
-        "    def f(x):\n"
-        "        unused = lax.while_loop(lambda c: c[0] < 2, lambda c: (c[0] + 1, c[1] * 2.),"
-        " (0, x))[1]\n"
-        "        return jnp.sum(jnp.sin(x))\n"
-        "    return jax.grad(f)(x)",
-        X3, 0.0),
-    Entry(
-        "float_power_negative_base",
-        "x ** 2.0 has a nan tangent at negative x",
-        "jvp and linearize of x ** 2.0 (a float exponent) at negative x give a nan tangent; "
-        "JAX gives 2x (its pow rule uses x ** (y - 1), finite for integral y).",
-        float_power_negative_base,
-        "def program(x, y):\n    return jax.jvp(lambda a: a ** 2.0, (x,), (jnp.ones_like(x),))",
-        X3, 0.0),
     Entry(
         "negative_slice_step",
         "negative slice steps raise",
@@ -287,53 +168,5 @@ UNFIXED_BUGS = [
         isfinite_weak_type,
         "def program(x, y):\n    return jnp.isfinite(y)",
         X3, 3),
-    Entry(
-        "grad_grad_custom_vjp_zero_tangent",
-        "second derivative through a custom_vjp of a value with a zero tangent",
-        "jit(grad(grad(f))) where f applies a custom_vjp function to jnp.sign(x) (a zero "
-        "tangent) raises NotImplementedError for custom_lin's JVP; without jit it is the "
-        "TypeError of grad_jit_custom_vjp_nondiff_arg. JAX gives 0.",
-        custom_lin_without_jvp,
-        "@jax.custom_vjp\n"
-        "def h(a):\n"
-        "    return jnp.sin(a)\n"
-        "h.defvjp(lambda a: (h(a), a), lambda a, g: (jnp.cos(a) * g,))\n"
-        "def program(x, y):\n"
-        "    return jax.jit(jax.grad(jax.grad(lambda x: jnp.sin(h(jnp.sign(x))))))(x)",
-        0.5, 0.0),
-    Entry(
-        "boolean_tangent_arithmetic",
-        "grad of grad through max of a boolean array: NumPy boolean subtract",
-        "grad(grad(lambda x: jnp.sin(jnp.max(x > 0.))))(0.5) raises NumPy's TypeError "
-        "\"numpy boolean subtract, the `-` operator, is not supported\"; JAX gives 0. The "
-        "tangent of a boolean is a boolean array in minijax, and a derivative rule does "
-        "arithmetic on it.",
-        boolean_tangent_arithmetic,
-        "def program(x, y):\n"
-        "    return jax.grad(jax.grad(lambda x: jnp.sin(jnp.max(x > 0.))))(y)",
-        X3, 0.5),
-    Entry(
-        "closure_error_first",
-        "a custom rule's closure is reported before a later error",
-        "jit(grad(f)), f with a custom_jvp closing over a differentiated value and "
-        "another error later (a while_loop changing its carry's shape): minijax "
-        "raises UnexpectedTracerError at the custom_jvp call, JAX 0.10.2 gets past it and "
-        "raises the later TypeError. Low priority: both programs are wrong.",
-        closure_error_first,
-        "def f(x, y):\n"
-        "    c = jnp.mean(y)\n"
-        "    @jax.custom_jvp\n"
-        "    def g(a):\n"
-        "        return jnp.sin(a) * c\n"
-        "    @g.defjvp\n"
-        "    def g_jvp(primals, tangents):\n"
-        "        (a,), (t,) = primals, tangents\n"
-        "        return g(a), jnp.cos(a) * c * t\n"
-        "    w = lax.while_loop(lambda c: c[0] < 0, lambda c: (c[0] + 1, jnp.stack([c[1], "
-        "c[1]])), (0, g(y)))[1]\n"
-        "    return jnp.sum(jnp.sin(w))\n"
-        "def program(x, y):\n"
-        "    return jax.jit(jax.grad(f, argnums=(0, 1)))(x, y)",
-        np.float32(0.), np.float32(0.)),
 ]
 
