@@ -70,7 +70,8 @@ def check(fn: Callable[..., Any]) -> Callable[..., Any]:
         caller = sys._getframe(1).f_code.co_filename
         blanks = placeholders("".join(linecache.getlines(caller))) if _is_cell(caller) else []
         if answer is Ellipsis or blanks:
-            where = f" (line {', '.join(map(str, blanks))})" if blanks else ""
+            where = (f" (line{'s' if len(blanks) > 1 else ''} {', '.join(map(str, blanks))})"
+                     if blanks else "")
             print(f"{fn.__name__}: no answer yet. Write your code in place of the "
                   f"`...`{where} in this cell, then run it again.")
             return None

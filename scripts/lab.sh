@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Installs everything, JupyterLab included (pinned in requirements-lab.txt), then opens
+# the book in JupyterLab, in the browser, at the Preface. Extra arguments go to
+# `jupyter lab` (for example --no-browser, or --port=8890).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/install.sh"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-lab.txt
+exec .venv/bin/jupyter lab --ServerApp.root_dir="$(pwd)" \
+    --LabApp.default_url=/lab/tree/book/preface.ipynb "$@"
