@@ -70,3 +70,14 @@ def test_the_site_is_published_from_main_only_after_the_tests():
                if step.get("uses", "").startswith("actions/upload-pages-artifact")]
     assert len(uploads) == 1 and uploads[0]["with"]["path"] == "_build/html"
     assert uploads[0]["if"] == publish["if"]
+
+
+def test_jupyterlab_is_pinned_and_opened_by_the_third_command():
+    pins = [line for line in (ROOT / "requirements-lab.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    assert any(line.startswith("jupyterlab==") for line in pins)
+    assert all("==" in line for line in pins), "every package of requirements-lab.txt is pinned"
+    lab = (ROOT / "scripts" / "lab.sh").read_text()
+    assert "-r requirements-lab.txt" in lab and "jupyter lab" in lab
+    assert "bash scripts/lab.sh" in (ROOT / "README.md").read_text()
+    assert "-r requirements-lab.txt" in (ROOT / "scripts" / "browser_test.sh").read_text()
