@@ -8,8 +8,9 @@
   ``(type, target)`` tuples: the ``[type, target]`` lists of _config.yml are
   converted.
 - Four directives write the lists of book/minijax_and_jax.md from the code and the
-  tests themselves (see their docstrings), so the page cannot drift from them, and
-  ``chapter-map`` writes the Preface's map of the book from _toc.yml.
+  tests themselves (see their docstrings), so the page cannot drift from them. (The
+  Preface's map of the book is written into the notebook itself, from _toc.yml, by
+  scripts/run_chapters.py, so that it reads the same in Jupyter.)
 - The API page shows the functions a module re-exports from another minijax module.
 """
 
@@ -274,67 +275,6 @@ def skip_foreign_imports(app: Sphinx, what: str, name: str, obj: Any, skip: bool
     return None
 
 
-# ---------------------------------------------------------------------------
-# The chapter map of the Preface.
-
-class chapter_map(nodes.General, nodes.Element):
-    """Stands for the map until every page's title is known (doctree-resolved)."""
-
-
-class ChapterMap(SphinxDirective):
-    """The book's pages in the order of _toc.yml, each linked by its title and followed
-    by what a reader can do after it. Content lines are ``docname: text`` (text with
-    inline markup); a page of
-    the toc without a line is listed by its title alone, and a line whose page is not
-    in the toc is left out, so the map always matches the toc."""
-
-    has_content = True
-
-    def run(self) -> list[nodes.Node]:
-        self.env.note_reread()  # the output depends on more than the page's source
-        node = chapter_map()
-        node["outcomes"] = {}
-        messages: list[nodes.Node] = []
-        for line in self.content:
-            docname, _, text = line.partition(":")
-            if docname.strip():
-                inline, problems = self.state.inline_text(text.strip(), self.lineno)
-                node["outcomes"][docname.strip()] = inline
-                messages += problems
-        return [node, *messages]
-
-
-def _toc_order(env: Any) -> list[str]:
-    order: list[str] = []
-
-    def visit(docname: str) -> None:
-        for child in env.toctree_includes.get(docname, []):
-            if child not in order:
-                order.append(child)
-                visit(child)
-
-    visit(env.config.root_doc)
-    return order
-
-
-def resolve_chapter_maps(app: Sphinx, doctree: nodes.document, fromdocname: str) -> None:
-    env = app.env
-    for node in doctree.findall(chapter_map):
-        items = nodes.enumerated_list()
-        for docname in _toc_order(env):
-            paragraph = nodes.paragraph()
-            link = nodes.reference("", "", internal=True,
-                                   refuri=app.builder.get_relative_uri(fromdocname, docname))
-            link += nodes.strong("", "", *[child.deepcopy()
-                                           for child in env.titles[docname].children])
-            paragraph += link
-            if node["outcomes"].get(docname):
-                paragraph += nodes.Text(": ")
-                paragraph += [child.deepcopy() for child in node["outcomes"][docname]]
-            items += nodes.list_item("", paragraph)
-        node.replace_self(items)
-
-
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("config-inited", nitpick_ignore_as_tuples)
     app.add_directive("jax-parameters-minijax-lacks", MissingParameters)
@@ -342,9 +282,6 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("known-differences-from-jax", KnownDifferences)
     app.add_directive("deliberate-differences-from-jax", DeliberateDifferences)
     app.connect("autodoc-skip-member", skip_foreign_imports)
-    app.add_node(chapter_map)
-    app.add_directive("chapter-map", ChapterMap)
-    app.connect("doctree-resolved", resolve_chapter_maps)
     # Late, so that the scripts other handlers add are seen too.
     app.connect("html-page-context", drop_duplicate_assets, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -11,8 +11,21 @@ chapter's folder. Outputs are written back only when every cell succeeded (a cel
 tagged ``raises-exception`` may fail); otherwise the script names the failing cell
 and exits with status 1, leaving the stored notebook untouched.
 
-Only outputs and execution counts change: the notebook's metadata is kept as it
-was and no timestamps are recorded, so running the script twice changes nothing.
+Besides outputs and execution counts, the script writes what Jupyter itself would
+write, so that opening a chapter in JupyterLab changes nothing (``tidy``):
+
+- the notebook's kernelspec (ipykernel's ``python3``) and the language_info that the
+  kernel reported;
+- on each cell, Jupyter's own folding metadata, from the tags that fold it on the
+  website: ``hide-input`` sets ``jupyter.source_hidden``, ``hide-output`` sets
+  ``jupyter.outputs_hidden`` and ``collapsed``, ``hide-cell`` sets both; a cell
+  without these tags has neither;
+- in the toc's root notebook (the Preface), the map of the book: a numbered list,
+  between two HTML comments, of every page of _toc.yml with a link and its title,
+  each followed by the text after the link that the list had before (what a reader
+  can do after that chapter). A page new to the toc gets its title alone.
+
+No timestamps are recorded, so running the script twice changes nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +38,7 @@ from typing import Any, Iterator
 
 import ipykernel.kernelspec
 import nbformat
+from nbformat import NotebookNode
 import yaml
 from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
@@ -39,9 +53,19 @@ KERNEL_ENV = {
     "JAX_PLATFORMS": "cpu",
     # Fixed hashing keeps the order of printed sets the same from run to run.
     "PYTHONHASHSEED": "0",
+    # The parity check treats every cell as the book's, and exercise solutions run
+    # (book/parity.py): in Jupyter, a reader's own cells are checked more gently.
+    "PARITY_STRICT": "1",
 }
 CELL_TIMEOUT = 600  # seconds
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# The kernelspec JupyterLab writes for ipykernel's kernel.
+KERNELSPEC = {"display_name": ipykernel.kernelspec.get_kernel_dict()["display_name"],
+              "language": "python", "name": ipykernel.kernelspec.KERNEL_NAME}
+MAP_START = ("<!-- The map of the book: scripts/run_chapters.py writes this list from "
+             "_toc.yml, keeping the text after each link. -->")
+MAP_END = "<!-- End of the map of the book. -->"
+_MAP_ITEM = re.compile(r"^\d+\. \[\*\*.*\*\*\]\((?P<target>[^)\s]+)\)(?:: (?P<text>.*))?$")
 
 
 class ChapterError(Exception):
@@ -129,8 +153,100 @@ def execute(path: Path) -> None:
         client.execute()
     except CellExecutionError as error:
         raise ChapterError(_failure(path, notebook, current.get("index"), error)) from None
+    language_info = notebook.metadata.get("language_info")
     notebook.metadata = nbformat.from_dict(metadata)
+    tidy(notebook, path, language_info=language_info)
     nbformat.write(notebook, path)
+
+
+def tidy(notebook: NotebookNode, path: Path, root: Path = ROOT,
+         language_info: dict | None = None) -> NotebookNode:
+    """Write into ``notebook`` (stored at ``path``) the metadata Jupyter would write,
+    its cells' folding from their tags, and, in the root notebook, the map of the
+    book. Returns the notebook."""
+    notebook.metadata["kernelspec"] = nbformat.from_dict(KERNELSPEC)
+    if language_info is not None:
+        notebook.metadata["language_info"] = nbformat.from_dict(dict(language_info))
+    for cell in notebook.cells:
+        fold_like_the_site(cell)
+    if path.resolve() == (resolve(toc_entries(root)[0], root) or Path()).resolve():
+        write_map_of_the_book(notebook, root)
+    return notebook
+
+
+def fold_like_the_site(cell: NotebookNode) -> None:
+    """Jupyter's folding metadata from the website's tags (see the module's docstring)."""
+    tags = set(cell.metadata.get("tags", []))
+    hide_input = bool(tags & {"hide-input", "hide-cell"})
+    hide_output = bool(tags & {"hide-output", "hide-cell"}) and cell.cell_type == "code"
+    jupyter = dict(cell.metadata.get("jupyter", {}))
+    for key, hidden in [("source_hidden", hide_input), ("outputs_hidden", hide_output)]:
+        if hidden:
+            jupyter[key] = True
+        else:
+            jupyter.pop(key, None)
+    if jupyter:
+        cell.metadata["jupyter"] = nbformat.from_dict(jupyter)
+    else:
+        cell.metadata.pop("jupyter", None)
+    if hide_output:
+        cell.metadata["collapsed"] = True
+    else:
+        cell.metadata.pop("collapsed", None)
+
+
+def page_title(path: Path) -> str:
+    """The first level-1 heading of a notebook or a Markdown page."""
+    if path.suffix == ".ipynb":
+        notebook = nbformat.read(path, as_version=4)
+        text = "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "markdown")
+    else:
+        text = path.read_text(encoding="utf-8")
+    match = re.search(r"^# (.+)$", text, flags=re.MULTILINE)
+    return match.group(1).strip() if match else path.stem
+
+
+def map_of_the_book(root: Path, folder: Path, outcomes: dict[str, str]) -> list[str]:
+    """The map's lines: every page of the toc but its root, in order, linked from
+    ``folder`` and followed by its text in ``outcomes`` (keyed by link target)."""
+    lines = []
+    for number, entry in enumerate(toc_entries(root)[1:], start=1):
+        page = resolve(entry, root)
+        if page is None:
+            continue
+        target = os.path.relpath(page, folder).replace(os.sep, "/")
+        item = f"{number}. [**{page_title(page)}**]({target})"
+        text = outcomes.get(target, "")
+        lines.append(f"{item}: {text}" if text else item)
+    return lines
+
+
+def write_map_of_the_book(notebook: NotebookNode, root: Path = ROOT) -> None:
+    """Rewrite the map in the Markdown cell that holds it. A ``{chapter-map}``
+    block (the website's directive, ``docname: text`` lines) is turned into the list."""
+    folder = root / Path(toc_entries(root)[0]).parent
+    for cell in notebook.cells:
+        if cell.cell_type != "markdown":
+            continue
+        lines = cell.source.split("\n")
+        if MAP_START in lines and MAP_END in lines:
+            start, end = lines.index(MAP_START), lines.index(MAP_END)
+            outcomes = {m["target"]: m["text"] or "" for m in map(_MAP_ITEM.match, lines[start + 1:end]) if m}
+        elif "```{chapter-map}" in lines:
+            start = lines.index("```{chapter-map}")
+            end = lines.index("```", start + 1)
+            outcomes = {}
+            for line in lines[start + 1:end]:
+                docname, _, text = line.partition(":")
+                page = resolve(docname.strip(), root)
+                if page is not None:
+                    target = os.path.relpath(page, folder).replace(os.sep, "/")
+                    outcomes[target] = text.strip()
+        else:
+            continue
+        new = [MAP_START, ""] + map_of_the_book(root, folder, outcomes) + ["", MAP_END]
+        cell.source = "\n".join(lines[:start] + new + lines[end + 1:])
+        return
 
 
 def _failure(path: Path, notebook: Any, index: int | None, error: CellExecutionError) -> str:

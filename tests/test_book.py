@@ -89,3 +89,18 @@ def test_the_runtime_numpy_pin_matches_requirements():
     requirements = (ROOT / "requirements.txt").read_text()
     [numpy_pin] = re.findall(r"^numpy==\S+$", requirements, flags=re.MULTILINE)
     assert pyproject["project"]["dependencies"] == [numpy_pin]
+
+
+@pytest.mark.parametrize("path", toc_notebooks(ROOT), ids=lambda path: path.stem)
+def test_every_chapter_is_stored_as_the_runner_writes_it(path):
+    """Complete kernel and language metadata and Jupyter's folding, so that opening a
+    chapter in JupyterLab changes nothing; in the Preface, the map of the book as the
+    toc has it (scripts/run_chapters.py writes all of it)."""
+    import run_chapters
+
+    stored = nbformat.read(path, as_version=4)
+    tidied = run_chapters.tidy(nbformat.read(path, as_version=4), path)
+    assert tidied == stored, "run `.venv/bin/python scripts/run_chapters.py` on this chapter"
+    assert stored.metadata["kernelspec"] == run_chapters.KERNELSPEC
+    assert {"version", "mimetype", "codemirror_mode", "pygments_lexer"} <= set(
+        stored.metadata["language_info"])

@@ -266,7 +266,21 @@ def test_assert_same_compares_exceptions(monkeypatch):
 
 @pytest.fixture
 def shell(monkeypatch):
-    """An IPython shell with the extension loaded and a stand-in minijax."""
+    """An IPython shell with the extension loaded and a stand-in minijax, in which
+    every cell counts as the book's (as under nbval)."""
+    monkeypatch.setenv("PARITY_STRICT", "1")
+    yield from make_shell(monkeypatch)
+
+
+@pytest.fixture
+def reader(monkeypatch):
+    """The same, as a reader has it in Jupyter: cells not stored in a chapter are
+    the reader's own."""
+    monkeypatch.delenv("PARITY_STRICT", raising=False)
+    yield from make_shell(monkeypatch)
+
+
+def make_shell(monkeypatch):
     fake_minijax(monkeypatch)
     config = Config()
     config.HistoryManager.hist_file = ":memory:"
@@ -392,9 +406,163 @@ def test_report_fails_without_the_extension():
         parity._SESSION = parity_session
 
 
-def test_magics_run_in_both(shell):
+def test_magics_run_once_and_the_twin_gets_their_results(shell):
+    calls = []
+    shell.register_magic_function(lambda line: calls.append(line) or len(calls), "line", "count")
+    result = run(shell, "n = %count once\nprint(n)")
+    assert result.success, result.error_in_exec
+    assert calls == ["once"]
     result = run(shell, "words = !echo one two\nprint(words)")
     assert result.success, result.error_in_exec
+
+
+def test_timings_are_not_compared(shell, monkeypatch):
+    run(shell, "import minijax.numpy as jnp")
+    assert run(shell, "%timeit -n 2 -r 2 jnp.sin(1.0)").success
+    assert run(shell, "%time y = jnp.sin(2.0)").success
+    assert run(shell, "%%time\nz = jnp.sin(2.0)\nprint(z)").success
+    # %time's code runs on JAX too, so a wrong minijax still fails the cell.
+    install_wrong_sin(monkeypatch)
+    assert "variable y" in parity_message(run(shell, "%time y = jnp.sin(2.0)"))
+
+
+def test_after_a_parity_error_tb_shows_no_frame_of_the_check(shell, monkeypatch):
+    run(shell, "import minijax.numpy as jnp")
+    install_wrong_sin(monkeypatch)
+    parity_message(run(shell, "jnp.sin(1.0)"))
+    assert sys.last_traceback is None
+    parity_message(run(shell, "y = jnp.sin(1.0)\nraise ValueError('own')"))
+    assert str(sys.last_value) == "own"  # %tb shows the cell's own error
+
+
+@pytest.mark.parametrize("mini, real", [
+    ("<minijax.custom_derivatives.custom_jvp object at 0x7f3a2c1e5d90>",
+     "<jax._src.custom_derivatives.custom_jvp object at 0x7f99aa01b2c0>"),
+    ("CPU times: user 1.2 ms, sys: 0 ns, total: 1.2 ms\nWall time: 1.31 ms\n0.5\n", "0.5\n"),
+    ("1.23 µs ± 4.56 ns per loop (mean ± std. dev. of 7 runs, 1,000,000 loops each)\n", ""),
+    ("saved to /tmp/tmpab12cd/out.npy\n", "saved to /tmp/tmpzz98xy/out.npy\n"),
+])
+def test_run_specific_text_is_not_a_difference(mini, real):
+    assert parity.text_differences(mini, real) == []
+
+
+def test_functions_shown_by_identity_agree():
+    def f(x):
+        return x
+
+    parity.compare(f, jax.jit(f))
+    fails(f, 1.0)
+
+
+# ---------------------------------------------------------------------------
+# A reader's own cells
+
+
+def as_the_books(monkeypatch, *cells: str) -> None:
+    """Make these cells the book's, as if stored in a chapter."""
+    monkeypatch.setattr(parity._SESSION, "book", frozenset(map(parity.fingerprint, cells)))
+
+
+def test_a_readers_cell_that_differs_shows_a_table_and_does_not_fail(reader, monkeypatch, capsys):
+    as_the_books(monkeypatch, "import minijax.numpy as jnp")
+    run(reader, "import minijax.numpy as jnp")
+    install_wrong_sin(monkeypatch)
+    result = run(reader, "y = jnp.sin(2.0)\njnp.sin(1.0)")
+    assert result.success
+    note = capsys.readouterr().err
+    assert note.startswith("minijax and JAX differ on this cell. It is yours")
+    lines = note.splitlines()
+    assert lines[1].split() == ["minijax", "JAX"]
+    assert lines[2].split()[:3] == ["result", "0.84247094", "0.84147096"]
+    assert lines[3].split()[:2] == ["variable", "y"]
+    assert "Traceback" not in note and len(lines) == 4
+    assert run(reader, REPORT_CELL).success
+    out = capsys.readouterr().out
+    assert out.splitlines() == [
+        "1 cell compared with JAX, 0 skipped ('# minijax only'): all agree.",
+        "Your own cells: 1 cell compared with JAX, 1 differs (In [3]); they do not "
+        "count in the chapter's check."]
+
+
+def test_a_readers_function_object_passes(reader, capsys):
+    run(reader, "import minijax.numpy as jnp\nfrom minijax import custom_jvp")
+    assert run(reader, "f = custom_jvp(jnp.sin)\nf").success
+    assert run(reader, "def g(x):\n    return x\ng").success
+    assert capsys.readouterr().err == ""
+
+
+def test_a_book_cell_counts_in_the_report_and_a_passing_rerun_clears_it(shell, monkeypatch):
+    run(shell, "import minijax.numpy as jnp")
+    with monkeypatch.context() as patch:
+        install_wrong_sin(patch)
+        parity_message(run(shell, "y = jnp.sin(2.0)"))
+    assert run(shell, "y = jnp.sin(2.0)").success
+    assert run(shell, REPORT_CELL).success
+
+
+def test_the_books_cells_are_those_stored_in_its_notebooks(reader, monkeypatch, tmp_path):
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("y = jnp.sin(2.0)  ")])
+    nbformat.write(notebook, tmp_path / "chapter.ipynb")
+    monkeypatch.setattr(parity._SESSION, "book", parity.book_fingerprints(tmp_path))
+    run(reader, "import minijax.numpy as jnp")
+    install_wrong_sin(monkeypatch)
+    assert "variable y" in parity_message(run(reader, "y = jnp.sin(2.0)\n"))  # the book's
+    assert run(reader, "y = jnp.sin(2.0) + 0").success  # changed: the reader's
+
+
+def test_something_only_jax_has_is_said_in_one_line(reader, monkeypatch, capsys):
+    minijax = sys.modules["minijax"]
+    monkeypatch.setattr(minijax, "__getattr__", lambda name: (
+        (_ for _ in ()).throw(AttributeError(name)) if name == "hessian" else getattr(jax, name)))
+    as_the_books(monkeypatch, "x = 1")
+    run(reader, "x = 1")
+    result = run(reader, "from minijax import hessian")
+    assert isinstance(result.error_in_exec, ImportError)
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert out.strip() == ("ImportError: minijax.hessian does not exist; JAX has jax.hessian. "
+                           "minijax builds part of JAX's API: the page 'minijax and JAX' "
+                           "lists what it lacks.")
+    assert run(reader, REPORT_CELL).success
+
+
+def test_something_only_minijax_has_is_said_in_one_line(reader, monkeypatch, capsys):
+    monkeypatch.setattr(sys.modules["minijax"], "only_here", 2.0, raising=False)
+    result = run(reader, "from minijax import only_here\nprint(only_here)")
+    assert result.success
+    assert capsys.readouterr().err.strip() == (
+        "minijax.only_here exists only in minijax (JAX has no jax.only_here): this cell "
+        "was not compared with JAX, and what it defines exists only on minijax's side.")
+    result = run(reader, "print(only_here + 1)")  # JAX's side has no only_here
+    assert result.success
+    assert capsys.readouterr().err.startswith("'only_here' exists only on minijax's side")
+
+
+def test_something_only_minijax_has_fails_a_book_cell(shell, monkeypatch):
+    monkeypatch.setattr(sys.modules["minijax"], "only_here", 2.0, raising=False)
+    message = parity_message(run(shell, "from minijax import only_here"))
+    assert message.endswith("exists only on minijax's side.")
+    assert message.count("\n") == 1
+
+
+SOLUTION_CELL = "%%solution\nimport minijax.numpy as jnp\nanswer = jnp.sin(2.0)\nprint('check passed')"
+
+
+def test_a_solution_runs_on_both_libraries_when_the_book_is_checked(shell, monkeypatch, capsys):
+    assert run(shell, SOLUTION_CELL).success
+    assert "check passed" in capsys.readouterr().out
+    install_wrong_sin(monkeypatch)
+    assert "variable answer" in parity_message(run(shell, SOLUTION_CELL))
+
+
+def test_a_solution_does_not_run_for_a_reader(reader, capsys):
+    assert run(reader, SOLUTION_CELL).success
+    out, err = capsys.readouterr()
+    assert "answer" not in reader.user_ns
+    assert out.startswith("This is the exercise's solution, folded away")
+    assert "check passed" not in out and err == ""
 
 
 def test_twin_plots_stay_out_of_the_notebook(shell):

@@ -79,8 +79,17 @@ def test_outputs_are_stored_and_a_second_run_changes_nothing(tmp_path):
     assert outputs[3][0]["ename"] == "ZeroDivisionError"  # allowed by its tag
     assert outputs[4][0]["text"] == (
         "3 cells compared with JAX, 0 skipped ('# minijax only'): all agree.\n")
-    assert notebook.metadata == original_metadata  # no kernel version stamped in
-    assert all("execution" not in cell.metadata for cell in notebook.cells)  # no timestamps
+    # What JupyterLab would write, and nothing else: no timestamps.
+    assert notebook.metadata["kernelspec"] == run_chapters.KERNELSPEC
+    assert set(notebook.metadata["language_info"]) == {
+        "name", "version", "mimetype", "codemirror_mode", "pygments_lexer",
+        "nbconvert_exporter", "file_extension"}
+    assert set(notebook.metadata) == set(original_metadata) | {"language_info"}
+    assert all("execution" not in cell.metadata for cell in notebook.cells)
+    setup = notebook.cells[1].metadata  # tagged hide-cell
+    assert setup["jupyter"] == {"source_hidden": True, "outputs_hidden": True}
+    assert setup["collapsed"] is True
+    assert "jupyter" not in notebook.cells[2].metadata
 
     run_chapters.execute(path)
     assert path.read_bytes() == first
@@ -112,3 +121,61 @@ def test_chapters_are_found_through_the_toc():
     with pytest.raises(ChapterError, match="not a notebook listed in _toc.yml"):
         run_chapters.select(["no-such-chapter"])
     assert run_chapters.main(["no-such-chapter"]) == 2
+
+
+def test_folding_follows_the_sites_tags():
+    cells = [new_code_cell("x", metadata={"tags": tags}) for tags in
+             [["hide-input"], ["hide-output"], ["hide-cell"], []]]
+    cells.append(new_code_cell("y", metadata={"jupyter": {"source_hidden": True}, "collapsed": True}))
+    for cell in cells:
+        run_chapters.fold_like_the_site(cell)
+    assert [cell.metadata.get("jupyter") for cell in cells] == [
+        {"source_hidden": True}, {"outputs_hidden": True},
+        {"source_hidden": True, "outputs_hidden": True}, None, None]
+    assert [cell.metadata.get("collapsed") for cell in cells] == [None, True, True, None, None]
+
+
+def write_toc_book(root: Path, map_source: str) -> Path:
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n"
+                                   "- file: book/one\n- file: book/two\n- file: book/notes\n")
+    (root / "book").mkdir()
+    for name, title in [("one", "First `thing`"), ("two", "Second")]:
+        nbformat.write(new_notebook(cells=[new_markdown_cell(f"# {title}\n\nText.")]),
+                       root / "book" / f"{name}.ipynb")
+    (root / "book" / "notes.md").write_text("# Notes\n")
+    intro = root / "book" / "intro.ipynb"
+    nbformat.write(new_notebook(cells=[new_markdown_cell(map_source)]), intro)
+    return intro
+
+
+def test_the_map_of_the_book_is_written_from_the_toc(tmp_path):
+    intro = write_toc_book(tmp_path, "# Intro\n\nAfter each chapter:\n\n```{chapter-map}\n"
+                                     "book/two: do the *second* thing\nbook/gone: left out\n"
+                                     "```\n\nMore text.")
+    notebook = run_chapters.tidy(nbformat.read(intro, as_version=4), intro, root=tmp_path)
+    expected = ("# Intro\n\nAfter each chapter:\n\n" + run_chapters.MAP_START + "\n\n"
+                "1. [**First `thing`**](one.ipynb)\n"
+                "2. [**Second**](two.ipynb): do the *second* thing\n"
+                "3. [**Notes**](notes.md)\n\n" + run_chapters.MAP_END + "\n\nMore text.")
+    assert notebook.cells[0].source == expected
+    # Written again, the map keeps each line's text; a new chapter gets its title.
+    (tmp_path / "_toc.yml").write_text((tmp_path / "_toc.yml").read_text()
+                                       .replace("- file: book/one\n", ""))
+    again = run_chapters.tidy(notebook, intro, root=tmp_path)
+    assert again.cells[0].source == expected.replace(
+        "1. [**First `thing`**](one.ipynb)\n2.", "1.").replace("3. [**Notes", "2. [**Notes")
+
+
+def test_a_chapter_runs_with_its_kernel_in_the_top_folder(tmp_path):
+    """A kernel started elsewhere than book/ (a console, an editor, `jupyter execute`)
+    loads the parity extension: it is installed with the project."""
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(BOOK / "preface.ipynb", as_version=4)
+    assert not (BOOK.parent / "parity.py").exists()
+    client = NotebookClient(notebook, timeout=120, resources={"metadata": {"path": str(BOOK.parent)}},
+                            km=run_chapters.AsyncKernelManager(
+                                kernel_spec_manager=run_chapters._ThisPythonKernels()))
+    client.execute()
+    report = notebook.cells[-1].outputs[0]["text"]
+    assert report.endswith("all agree.\n")
