@@ -28,6 +28,7 @@ from minijax.lax import lax
 from minijax.core import (
     Array, Primitive, ShapedArray, Trace, TraceTag, Tracer, get_aval, short_repr,
     set_current_trace, take_current_trace, to_array)
+from minijax.errors import CustomVJPException
 from minijax.jaxpr import Jaxpr, Literal, Var, cache_per_jaxpr, convert_constvars_jaxpr, jaxpr_as_fun
 from minijax.partial_eval import PartialEvalTrace, dce_jaxpr, trace_to_jaxpr, zeros_like_aval
 
@@ -123,8 +124,13 @@ class JVPTrace(Trace):
         return x, Zero.from_primal_value(x)
 
     def new_tracer(self, primal, tangent):
-        """A tracer, unless the tangent is zero: then the primal is enough."""
-        return primal if type(tangent) is Zero else self.tracer_type(self, primal, tangent)
+        """A tracer, unless the tangent is zero: then the primal is enough.  So is it
+        for a primal that is not a float: integers and booleans do not vary
+        continuously, their tangent is zero (JAX's float0), and no rule ever sees
+        tangent arithmetic on them (converting a float tangent to int, say)."""
+        if type(tangent) is Zero or get_aval(primal).dtype.kind != "f":
+            return primal
+        return self.tracer_type(self, primal, tangent)
 
     def process_primitive(self, primitive, args, params):
         primals, tangents, all_zero = [], [], True
@@ -165,6 +171,8 @@ class JVPTrace(Trace):
         if all(type(t) is Zero for t in tangents):
             return primitive.bind_with_trace(self.parent_trace, (fun, fwd, bwd, *primals),
                                              dict(out_tree=out_tree, **params))
+        if any(type(t) is not Zero for t in tangents[:params.get("num_consts", 0)]):
+            raise CustomVJPException()  # bwd gives no cotangent for fun's closed-over values
         with set_current_trace(self.parent_trace):  # fwd gives the output and the residuals
             outs_and_residuals = fwd(*primals)
         num_out = out_tree.get().num_leaves
@@ -216,7 +224,7 @@ def linearize_flat(f: Callable, primals: list) -> tuple[list, list[bool], Jaxpr,
         tangent_trace = PartialEvalTrace(parent, tag)
         trace = LinearizeTrace(parent, tangent_trace, tag)
         tangents_in = [tangent_trace.new_arg(get_aval(p)) for p in primals]
-        tracers = [LinearizeTracer(trace, p, t) for p, t in zip(primals, tangents_in)]
+        tracers = [trace.new_tracer(p, t) for p, t in zip(primals, tangents_in)]
         with set_current_trace(trace):
             outs = f(*tracers)
         pairs = [trace.to_primal_tangent_pair(out) for out in outs]
@@ -315,11 +323,11 @@ def _mask_like(mask, x):
 
 
 for _p in (lax.neg_p, lax.reduce_sum_p, lax.broadcast_in_dim_p, lax.reshape_p,
-           lax.squeeze_p, lax.transpose_p, lax.slice_p, lax.pad_p, lax.concatenate_p,
-           lax.convert_element_type_p, add_jaxvals_p):
+           lax.squeeze_p, lax.transpose_p, lax.rev_p, lax.slice_p, lax.pad_p,
+           lax.concatenate_p, lax.convert_element_type_p, add_jaxvals_p):
     deflinear(_p)
-for _p in (lax.sign_p, lax.floor_p, lax.ceil_p, lax.round_p, lax.lt_p, lax.le_p,
-           lax.gt_p, lax.ge_p, lax.eq_p, lax.ne_p):
+for _p in (lax.sign_p, lax.floor_p, lax.ceil_p, lax.round_p, lax.is_finite_p, lax.lt_p,
+           lax.le_p, lax.gt_p, lax.ge_p, lax.eq_p, lax.ne_p):
     defjvp_zero(_p)
 
 def _as_array(g):
@@ -621,6 +629,7 @@ deflinear_transpose(lax.squeeze_p, lambda ct, x, **_: lax.reshape(ct, x.aval.sha
 deflinear_transpose(lax.transpose_p, lambda ct, x, *, permutation: lax.transpose(
     ct, tuple(np.argsort(permutation))))
 deflinear_transpose(lax.slice_p, _slice_transpose)
+deflinear_transpose(lax.rev_p, lambda ct, x, *, dimensions: lax.rev(ct, dimensions))
 primitive_transposes.update({
     lax.add_p: lambda ct, x, y: [ct, ct],
     add_jaxvals_p: lambda ct, x, y: [ct, ct],

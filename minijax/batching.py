@@ -212,6 +212,12 @@ def _transpose_rule(axis_size, vals, dims, *, permutation):
     return lax.transpose(x, (0, *[p + 1 for p in permutation])), 0
 
 
+def _rev_rule(axis_size, vals, dims, *, dimensions):
+    # The batch axis stays where it is; the reversed axes after it move up by one.
+    (x,), (d,) = vals, dims
+    return lax.rev(x, tuple(i + 1 if i >= d else i for i in dimensions)), d
+
+
 def _slice_rule(axis_size, vals, dims, *, start_indices, limit_indices, strides):
     x = _at_front(axis_size, vals[0], dims[0])
     return lax.slice(x, (0, *start_indices), (axis_size, *limit_indices),
@@ -268,8 +274,8 @@ def vmap_jaxpr(jaxpr: Jaxpr, axis_size: int, dims_in: tuple) -> tuple[Jaxpr, lis
 
 for _p in (lax.neg_p, lax.sign_p, lax.floor_p, lax.ceil_p, lax.round_p, lax.sin_p,
            lax.cos_p, lax.tan_p, lax.tanh_p, lax.exp_p, lax.log_p, lax.log1p_p, lax.expm1_p,
-           lax.sqrt_p, lax.abs_p, lax.add_p, lax.sub_p, lax.mul_p, lax.div_p, lax.max_p,
-           lax.min_p, lax.pow_p, lax.lt_p, lax.le_p, lax.gt_p, lax.ge_p, lax.eq_p, lax.ne_p,
+           lax.sqrt_p, lax.abs_p, lax.is_finite_p, lax.add_p, lax.sub_p, lax.mul_p,
+           lax.div_p, lax.max_p, lax.min_p, lax.pow_p, lax.lt_p, lax.le_p, lax.gt_p, lax.ge_p, lax.eq_p, lax.ne_p,
            lax.integer_pow_p, lax.convert_element_type_p, add_jaxvals_p):
     _elementwise_rule(_p)
 _reduce_rule(lax.reduce_sum_p)
@@ -281,6 +287,7 @@ primitive_batchers.update({
     lax.reshape_p: _reshape_rule,
     lax.squeeze_p: _squeeze_rule,
     lax.transpose_p: _transpose_rule,
+    lax.rev_p: _rev_rule,
     lax.slice_p: _slice_rule,
     lax.pad_p: _pad_rule,
     lax.dot_general_p: _dot_general_rule,

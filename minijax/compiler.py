@@ -156,7 +156,9 @@ def _is_literal(value) -> bool:
     """Whether ``repr(value)`` is Python source for the value."""
     if type(value) is tuple:
         return all(map(_is_literal, value))
-    return value is None or type(value) in (bool, int, float, str)
+    if type(value) is float:
+        return bool(np.isfinite(value))  # repr(inf) is `inf`, a name the code lacks
+    return value is None or type(value) in (bool, int, str)
 
 
 class _CodeNamer:
@@ -168,9 +170,15 @@ class _CodeNamer:
 
     def __call__(self, atom) -> str:
         if isinstance(atom, Literal):
-            return repr(atom.val._value[()])
+            return _scalar_source(atom.val._value[()])
         if atom not in self.names:
             self.names[atom] = next(self.fresh)
         return self.names[atom]
 
 
+def _scalar_source(value: np.generic) -> str:
+    """Source for a NumPy scalar: its repr (``np.float32(0.5)``), except that inf and
+    nan are written as strings, the repr's ``inf`` being no name in the generated code."""
+    if value.dtype.kind == "f" and not np.isfinite(value):
+        return f"np.{value.dtype.name}('{value}')"
+    return repr(value)

@@ -75,9 +75,9 @@ class CustomVJPCallPrimitive(Primitive):
         return trace.process_custom_vjp_call(self, fun, fwd, bwd, args, **params)
 
     def get_bind_params(self, params: dict) -> tuple[list, dict]:
+        # num_consts stays: differentiation must know which arguments were closed over.
         params = dict(params)
         call_jaxpr = params.pop("call_jaxpr")
-        params.pop("num_consts", None)
         return [jaxpr_as_fun(call_jaxpr), params.pop("fwd"), params.pop("bwd")], params
 
 

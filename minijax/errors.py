@@ -24,3 +24,16 @@ class TracerArrayConversionError(JAXTypeError):
 
 class UnexpectedTracerError(JAXTypeError):
     """A traced value was used after the transformation that made it had ended."""
+
+
+class CustomVJPException(Exception):
+    """A custom_vjp function was differentiated with respect to a value it closes over."""
+
+    def __init__(self):
+        super().__init__(
+            "Detected differentiation of a custom_vjp function with respect to a "
+            "closed-over value. That isn't supported because the custom VJP rule only "
+            "specifies how to differentiate the custom_vjp function with respect to "
+            "explicit input parameters. Try passing the closed-over value into the "
+            "custom_vjp function as an argument, and adapting the custom_vjp fwd and bwd "
+            "rules.")

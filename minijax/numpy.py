@@ -313,8 +313,17 @@ def isnan(x):
 
 def isfinite(x):
     x = _as_operand(x)
-    return less(abs(x), inf) if dtypes.is_float(get_aval(x).dtype) else \
-        equal(x, x)
+    if dtypes.is_float(get_aval(x).dtype):
+        return lax.is_finite(x)
+    return lax.full_like(x, True, dtypes.bool_)  # every integer is finite
+
+
+def isinf(x):
+    x = _as_operand(x)
+    if dtypes.is_float(get_aval(x).dtype):
+        # Against a strongly typed inf, as JAX compares: the result is strong too.
+        return equal(abs(x), _constant(np.inf, get_aval(x).dtype, False))
+    return lax.full_like(x, False, dtypes.bool_)
 
 
 def mean(x, axis=None):
@@ -463,12 +472,14 @@ def _new_axis_positions(index: tuple, ndim: int) -> list[int]:
 def _basic_getitem(x, index: tuple):
     shape = get_aval(x).shape
     index = _expand_ellipsis(index, len(shape))
-    starts, limits, strides, squeezed = [], [], [], []
+    starts, limits, strides, squeezed, reversed_axes = [], [], [], [], []
     for axis, (size, item) in enumerate(zip(shape, index)):
         if isinstance(item, builtins.slice):
             start, stop, step = item.indices(size)
-            if step < 1:
-                raise IndexError("minijax supports only positive slice steps")
+            if step < 0:
+                # As JAX does: slice the same entries in increasing order, then reverse.
+                start, stop, step = _increasing(size, start, stop, step)
+                reversed_axes.append(axis)
         elif isinstance(item, (int, np.integer)) and not isinstance(item, bool):
             # Out-of-bounds indices are clamped, as JAX does (it cannot raise on device).
             item = builtins.min(builtins.max(item + size if item < 0 else item, 0), size - 1)
@@ -480,8 +491,20 @@ def _basic_getitem(x, index: tuple):
         starts.append(start)
         limits.append(builtins.max(start, stop))
         strides.append(step)
-    sliced = lax.slice(x, starts, limits, None if set(strides) <= {1} else strides)
+    if (starts, limits, set(strides)) == ([0] * len(shape), list(shape), {1}):
+        sliced = x  # the whole array: JAX stages no slice either
+    else:
+        sliced = lax.slice(x, starts, limits, None if set(strides) <= {1} else strides)
+    if reversed_axes:
+        sliced = lax.rev(sliced, reversed_axes)
     return lax.squeeze(sliced, squeezed)
+
+
+def _increasing(size: int, start: int, stop: int, step: int) -> tuple[int, int, int]:
+    """The slice with a positive step taking the entries ``start:stop:step`` (step < 0)
+    takes, in increasing order; by JAX's arithmetic, so an empty one starts where JAX's does."""
+    first = builtins.min(size, stop + 1 + builtins.abs(start - stop - 1) % -step)
+    return first, builtins.max(first, start + 1), -step
 
 
 def _expand_ellipsis(index: tuple, ndim: int) -> tuple:

@@ -94,7 +94,7 @@ class DynamicJaxprTrace(Trace):
         call_jaxpr, consts = self._stage_call(fun, args)
         if consts:
             fwd, bwd = _without_leading_args(fwd, len(consts)), _zeros_first(bwd, consts)
-            params = dict(params, num_consts=len(consts))
+            params = dict(params, num_consts=params.get("num_consts", 0) + len(consts))
         return self.add_eqn(primitive, [*consts, *args],
                             dict(params, call_jaxpr=call_jaxpr, fwd=fwd, bwd=bwd),
                             call_jaxpr.out_avals)
@@ -260,7 +260,8 @@ def partial_eval_jaxpr(jaxpr: Jaxpr, in_unknowns: list[bool],
             if eqn1 is not None:
                 known_eqns.append(eqn1)
             unknown_eqns.append(eqn2)
-            residuals.update(dict.fromkeys(res))
+            # A literal is no residual: the unknown equation reads it where it is.
+            residuals.update(dict.fromkeys(r for r in res if isinstance(r, Var)))
             unknown.update(zip(eqn.out_binders, unks_out))
         elif any(unks_in):
             unknown_eqns.append(eqn._replace(inputs=[as_residual(x) for x in eqn.inputs]))
@@ -285,7 +286,8 @@ def partial_eval_jaxpr(jaxpr: Jaxpr, in_unknowns: list[bool],
 
 
 # Rules splitting one equation that carries jaxprs: (unknown inputs, eqn) ->
-# (known eqn or None, unknown eqn, unknown outputs, residual vars).
+# (known eqn or None, unknown eqn, unknown outputs, residuals: the known atoms
+# the unknown eqn reads).
 partial_eval_jaxpr_custom_rules: dict = {}
 
 

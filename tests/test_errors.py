@@ -2,11 +2,13 @@
 
 parity.assert_same compares the type names of the two exceptions; each test then
 checks minijax's own exception for the facts a reader needs (the shape, the dtype,
-the offending sizes...). Messages are not compared word for word.
+the offending sizes...). Messages are not compared word for word, except where
+``same_message`` compares them (messages JAX's users meet often, written in full).
 """
 
 from __future__ import annotations
 
+import functools
 import operator
 
 import numpy as np
@@ -310,3 +312,80 @@ def test_python_protocols_on_arrays():
     parity.assert_same(lambda jax, jnp: [bool(jnp.array(2.0)), float(jnp.float32(1.5)),
                                          int(jnp.arange(3)[2]), len(jnp.ones((4, 2))),
                                          jnp.array(1.5).item(), jnp.arange(3).tolist()])
+
+
+# ---------------------------------------------------------------------------
+# Messages compared word for word
+
+
+def same_message(run) -> None:
+    """``run(lib, lib.numpy)`` raises the same exception, with the same message, on both."""
+    def printed(jax, jnp):
+        try:
+            run(jax, jnp)
+        except Exception as error:  # noqa: BLE001  (its type and text are compared)
+            print(type(error).__name__, error)
+        else:
+            print("no error")
+    parity.assert_same(printed)
+
+
+def pair(a, b):
+    return a, b
+
+
+@pytest.mark.parametrize("run", [
+    lambda jax, jnp: jax.lax.cond(True, lambda a: a * 2.0, lambda a: a > 0.0, V),
+    lambda jax, jnp: jax.lax.cond(True, lambda a: a, lambda a: a[0], V),
+    lambda jax, jnp: jax.lax.cond(True, lambda a: (a, a * 2.0), lambda a: (a > 0.0, a[:2]), V),
+    lambda jax, jnp: jax.lax.cond(True, lambda a: {"u": a, "v": 1.0},
+                                  lambda a: {"u": a[:1] > 0, "v": 1}, V),
+    lambda jax, jnp: jax.lax.cond(True, functools.partial(pair, 1.0), lambda a: (a, a > 0), V),
+])
+def test_cond_branch_type_message(run):
+    same_message(run)
+
+
+@pytest.mark.parametrize("run", [
+    lambda jax, jnp: jax.lax.while_loop(lambda c: c[0] < 1, lambda c: (
+        c[0] + 1, jnp.stack([c[1], c[1]])), (0, V)),
+    lambda jax, jnp: jax.lax.while_loop(lambda s: False, lambda s: s > 0, V),
+    lambda jax, jnp: jax.lax.while_loop(lambda s: False, lambda *s: s[0] > 0, V),
+    lambda jax, jnp: jax.lax.while_loop(lambda s: False, lambda s: {
+        "a": s["a"] > 0, "b": jnp.stack([s["b"]] * 2), "c": s["c"]}, {"a": V, "b": V, "c": 1}),
+    lambda jax, jnp: jax.lax.while_loop(lambda s: False, lambda s: (
+        s[0] > 0, s[1][:1] > 0, s[0]), (V, V, V)),
+])
+def test_while_loop_carry_type_message(run):
+    same_message(run)
+
+
+@pytest.mark.parametrize("run", [
+    lambda jax, jnp: jnp.arange(3) ** -1,
+    lambda jax, jnp: jax.jit(lambda x: x ** -2)(3),
+    lambda jax, jnp: jax.lax.integer_pow(jnp.int32(3), -1),
+])
+def test_integers_raised_to_negative_powers(run):
+    same_message(run)
+
+
+def closed_over_by_a_custom_vjp(jax, jnp, x, y):
+    c = jnp.mean(y)
+    h = jax.custom_vjp(lambda a: jnp.sin(a) * c)
+    h.defvjp(lambda a: (jnp.sin(a) * c, jnp.cos(a) * c), lambda r, g: (r * g,))
+    return jnp.sum(h(x))
+
+
+@pytest.mark.parametrize("transform", [
+    lambda jax, f: jax.grad(jax.jit(f), argnums=1),
+    lambda jax, f: jax.grad(jax.jit(f), argnums=(0, 1)),
+    lambda jax, f: jax.jit(jax.grad(jax.jit(f), argnums=1)),
+])
+def test_differentiating_a_staged_custom_vjp_with_respect_to_a_closed_over_value(transform):
+    same_message(lambda jax, jnp: transform(
+        jax, functools.partial(closed_over_by_a_custom_vjp, jax, jnp))(V, V4))
+
+
+def test_differentiating_a_custom_vjp_with_respect_to_a_closed_over_value_unstaged():
+    raises_as_in_jax(lambda jax, jnp: jax.grad(functools.partial(
+        closed_over_by_a_custom_vjp, jax, jnp), argnums=1)(V, V4), "UnexpectedTracerError")

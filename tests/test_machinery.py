@@ -3,6 +3,7 @@ in custom rules under any stack of transformations, symbolic zero tangents, the
 linearize trace, and what happens to a tracer once its transformation is over."""
 import itertools
 
+import numpy as np
 import pytest
 
 import parity
@@ -180,3 +181,87 @@ def test_a_while_loop_closing_over_the_differentiated_input():
     parity.assert_same(lambda jax, jnp: jax.grad(lambda x: (loop(jax, x), jnp.sin(x))[1])(2.0))
     parity.assert_same(lambda jax, jnp: jax.linearize(lambda x: loop(jax, x), 2.0)[1](1.0))
     parity.assert_same(lambda jax, jnp: jax.linearize(jax.jit(lambda x: loop(jax, x)), 2.0)[1](1.0))
+
+
+# ---------------------------------------------------------------------------
+# Indexing with negative steps: JAX slices the same entries in increasing order,
+# then reverses them with `rev`.
+
+V5 = np.arange(5.0, dtype=np.float32)
+M34 = np.arange(12.0, dtype=np.float32).reshape(3, 4) - 5.0
+
+
+@pytest.mark.parametrize("index", [np.s_[::-1], np.s_[::-2], np.s_[3:0:-1], np.s_[1:2:-1],
+                                   np.s_[-1:-6:-2], np.s_[:]])
+def test_negative_slice_steps_stage_rev(index):
+    parity.assert_same(lambda jax, jnp: print(jax.make_jaxpr(lambda x: x[index])(V5)))
+    parity.assert_same(lambda jax, jnp: jnp.asarray(V5)[index])
+
+
+@pytest.mark.parametrize("index", [np.s_[::-1], np.s_[:, ::-1], np.s_[::-1, 1],
+                                   np.s_[..., ::-3], np.s_[2:0:-1, ::-2]])
+def test_rev_under_transformations(index):
+    parity.assert_same(lambda jax, jnp: jax.grad(
+        lambda x: jnp.sum(jnp.sin(x[index]) * jnp.cos(x)[index]))(M34))
+    parity.assert_same(lambda jax, jnp: jax.jvp(lambda x: x[index] * x[index], (M34,), (M34,)))
+    parity.assert_same(lambda jax, jnp: jax.vmap(lambda x: x[index], in_axes=2)(
+        np.stack([M34, 2 * M34], 2)))
+    parity.assert_same(lambda jax, jnp: jax.jit(jax.vmap(lambda x: jnp.cos(x[index])))(
+        np.stack([M34, 2 * M34])))
+
+
+# ---------------------------------------------------------------------------
+# Generated code, literals and weak types.
+
+
+def test_jit_of_inf_and_nan_literals():
+    parity.assert_same(lambda jax, jnp: jax.jit(jnp.isfinite)(np.array([1.0, np.inf, np.nan])))
+    parity.assert_same(lambda jax, jnp: jax.jit(jnp.isinf)(np.array([1.0, -np.inf, np.nan])))
+    parity.assert_same(lambda jax, jnp: jax.jit(
+        lambda x: jnp.maximum(x, -jnp.inf) + jnp.minimum(x, jnp.inf) * jnp.nan)(V5))
+
+
+def test_a_literal_operand_of_a_jaxpr_is_no_parameter_of_its_parts():
+    # The literal predicate of the cond is a known input of the linearized jit.
+    def cond_of(jax, jnp):
+        return lambda a: jax.lax.cond(True, jnp.sin, jnp.sin, a)
+    parity.assert_same(lambda jax, jnp: jax.linearize(jax.jit(cond_of(jax, jnp)), 0.5)[1](1.0))
+    parity.assert_same(lambda jax, jnp: jax.grad(jax.jit(cond_of(jax, jnp)))(0.5))
+
+
+@pytest.mark.parametrize("fn", ["isfinite", "isinf", "isnan"])
+@pytest.mark.parametrize("x", [3, 3.0, np.int32(3), np.float32(3.0), V5])
+def test_float_predicates_have_jax_weak_types(fn, x):
+    parity.assert_same(lambda jax, jnp: getattr(jnp, fn)(x))
+
+
+@pytest.mark.parametrize("x", [3, 3.0, V5])
+def test_isfinite_is_a_primitive_of_floats(x):
+    parity.assert_same(lambda jax, jnp: print(jax.make_jaxpr(jnp.isfinite)(x)))
+
+
+# ---------------------------------------------------------------------------
+# Integers and booleans have zero tangents: no tangent arithmetic is done on them.
+
+
+@pytest.mark.parametrize("f", [
+    lambda jax, jnp: jax.grad(jax.grad(lambda x: jnp.sin(jnp.max(x > 0.0))))(0.5),
+    lambda jax, jnp: jax.grad(lambda x: x.astype(jnp.int32) * 1.0)(1.5),
+    lambda jax, jnp: jax.jvp(lambda x: x.astype(jnp.int32) * 1.0, (1.5,), (1.0,)),
+    lambda jax, jnp: jax.linearize(lambda x: x.astype(jnp.int32) * x, 1.5)[1](1.0),
+    lambda jax, jnp: jax.jvp(lambda x: jnp.max(x.astype(jnp.int32)) * x, (V5,), (V5,)),
+    lambda jax, jnp: jax.grad(jax.jit(lambda y: jnp.sum(y.astype(jnp.int32) * y)))(V5),
+])
+def test_integer_and_boolean_values_carry_no_tangent(f):
+    parity.assert_same(f)
+
+
+# ---------------------------------------------------------------------------
+# fori_loop with static bounds gives Arrays, as JAX's staged loop does.
+
+
+def test_fori_loop_returns_arrays():
+    parity.assert_same(lambda jax, jnp: print(repr(
+        jax.lax.fori_loop(0, 0, lambda i, a: a * 2.0, 0.0))))
+    parity.assert_same(lambda jax, jnp: print(type(jax.lax.fori_loop(
+        0, 2, lambda i, a: a * 2.0, V5)).__name__ in ("Array", "ArrayImpl")))

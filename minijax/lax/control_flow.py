@@ -10,6 +10,9 @@ number of iterations is unknown until it runs.
 """
 from __future__ import annotations
 
+import functools
+import inspect
+import re
 from typing import Callable
 
 import numpy as np
@@ -20,14 +23,14 @@ from minijax.ad import (
     instantiate_zeros, is_undefined_primal, jvp_jaxpr, primitive_jvps, transpose_jaxpr,
     primitive_transposes)
 from minijax.batching import move_batch_axis, vmap_flat, vmap_jaxpr, primitive_batchers
-from minijax.core import Array, Primitive, Tracer, concrete_or_error, get_aval
+from minijax.core import Array, Primitive, Tracer, concrete_or_error, get_aval, to_array
 from minijax.jaxpr import (
     Jaxpr, JaxprEqn, Var, cache_per_jaxpr, convert_constvars_jaxpr, jaxpr_as_fun)
 from minijax.partial_eval import (
     PartialEvalTrace, dce_jaxpr, partial_eval_jaxpr, partial_eval_jaxpr_custom_rules,
     custom_partial_eval_rules, trace_to_jaxpr)
 from minijax.pjit import compile_jaxpr, shaped_aval
-from minijax.tree_util import flatten_fun, tree_flatten, tree_unflatten
+from minijax.tree_util import flatten_fun, leaf_paths, tree_flatten, tree_map, tree_unflatten
 
 
 def _stage(fun: Callable, in_tree, in_avals) -> tuple[Jaxpr, list, object]:
@@ -68,7 +71,7 @@ def while_loop(cond_fun: Callable, body_fun: Callable, init_val):
     promoted = _promote_weak_carry(init_flat, avals, body_jaxpr.out_avals)
     if promoted is not None:  # stage again, at the carry's new types
         return while_loop(cond_fun, body_fun, tree_unflatten(in_tree, promoted))
-    _check_carry(in_tree, avals, body_tree, body_jaxpr.out_avals)
+    _check_carry(body_fun, in_tree, avals, body_tree, body_jaxpr.out_avals)
     outs = while_p.bind(*cond_consts, *body_consts, *init_flat,
                         cond_jaxpr=cond_jaxpr, body_jaxpr=body_jaxpr,
                         cond_nconsts=len(cond_consts), body_nconsts=len(body_consts))
@@ -93,16 +96,72 @@ def _promote_weak_carry(init_flat, in_avals, out_avals) -> list | None:
     return promoted
 
 
-def _check_carry(in_tree, in_avals, out_tree, out_avals) -> None:
+def _check_carry(body_fun: Callable, in_tree, in_avals, out_tree, out_avals) -> None:
     if out_tree != in_tree:
         raise TypeError(f"while_loop body function carry input and carry output must have "
                         f"the same pytree structure, but they differ: the input is "
                         f"{in_tree} and the output is {out_tree}.")
-    for a, b in zip(in_avals, out_avals):
-        if (a.shape, a.dtype) != (b.shape, b.dtype):
-            raise TypeError(f"while_loop body function carry input and carry output must "
-                            f"have equal types, but the input has type {a.str_short()} "
-                            f"where the output has type {b.str_short()}.")
+    # JAX names each carry component by the body's parameter name and its key path.
+    try:
+        carry_name = next(iter(inspect.signature(body_fun).parameters), None)
+    except (ValueError, TypeError):
+        carry_name = None
+    paths = leaf_paths(tree_unflatten(in_tree, in_avals))
+    diffs = [f"{_carry_component(carry_name, path)} has type {a.str_short(False)} but the "
+             f"corresponding output carry component has type {b.str_short(False)}"
+             f"{_mismatch_extra(a, b)}"
+             for path, a, b in zip(paths, in_avals, out_avals) if not _typematch(a, b)]
+    if diffs:
+        differences = _sentences(diffs, bullet_end="\n", last_lead="")
+        raise TypeError(f"while_loop body function carry input and carry output must have "
+                        f"equal types, but they differ:\n\n{differences}\n"
+                        f"Revise the function so that all output types match the "
+                        f"corresponding input types.")
+
+
+def _carry_component(carry_name: str | None, path: str) -> str:
+    if carry_name:
+        return f"the input carry component {carry_name}{path}" if path else \
+            f"the input carry {carry_name}"
+    return f"the input carry at path {path}" if path else "the input carry"
+
+
+def _typematch(a, b) -> bool:
+    """Equal types up to weak types (JAX's ``core.typematch``)."""
+    return (a.shape, a.dtype) == (b.shape, b.dtype)
+
+
+def _mismatch_extra(a, b) -> str:
+    """What differs between two types, as JAX's ``core.aval_mismatch_extra`` says it."""
+    problems = [what for what, differs in (("the dtypes do not match", a.dtype != b.dtype),
+                                           ("the shapes do not match", a.shape != b.shape))
+                if differs]
+    if not problems:
+        return ""
+    return ", so " + (problems[0] if len(problems) == 1 else
+                      ", ".join(problems[:-1]) + ", and " + problems[-1])
+
+
+def _sentences(diffs: list[str], bullet_end: str, last_lead: str) -> str:
+    """JAX's list of differences: one sentence, or bullets (the messages of cond and
+    while_loop lay the bullets out differently: ``bullet_end`` ends each but the
+    last, ``last_lead`` comes before the last)."""
+    if len(diffs) == 1:
+        return f"{diffs[0][0].upper()}{diffs[0][1:]}.\n"
+    return ("\n".join(f"  * {d};{bullet_end}" for d in diffs[:-1])
+            + f"{last_lead}  * {diffs[-1]}.\n")
+
+
+def _source_info(fun: Callable) -> str:
+    """A function as JAX's messages name it: ``name at file:line``."""
+    while isinstance(fun, functools.partial):
+        fun = fun.func
+    fun = inspect.unwrap(fun)
+    code = getattr(fun, "__code__", None)
+    if code is None:
+        builtin = re.match(r"<built-in function (\S+)>", str(fun))
+        return builtin.group(1) if builtin else "<unknown>"
+    return f"{fun.__name__} at {code.co_filename}:{code.co_firstlineno}"
 
 
 def _while_impl(*args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
@@ -273,7 +332,7 @@ def _while_partial_eval_jaxpr(unks_in, eqn: JaxprEqn):
         carry_uk = not_taken[len(eqn.inputs) - len(eqn.out_binders):]
         known = JaxprEqn(while_p, [x for x, u in zip(eqn.inputs, not_taken) if not u],
                          known_params, [v for v, u in zip(eqn.out_binders, carry_uk) if not u])
-    residuals = [x for x, u in zip(eqn.inputs, unks_in) if not u and isinstance(x, Var)]
+    residuals = [x for x, u in zip(eqn.inputs, unks_in) if not u]
     unknown = eqn._replace(out_binders=[v if u else Var(v.aval)
                                         for v, u in zip(eqn.out_binders, carry_uk)])
     return known, unknown, carry_uk, residuals
@@ -304,9 +363,11 @@ def fori_loop(lower, upper, body_fun: Callable, init_val):
     works (JAX uses a scan there); with traced bounds it is a while_loop.
     """
     if _is_static_int(lower) and _is_static_int(upper):
-        val = init_val
+        # The carry is made of arrays, as JAX's staged loop makes it, so NumPy and
+        # Python values come out as Arrays even when no iteration runs.
+        val = _carry_of_arrays(init_val)
         for i in range(int(lower), int(upper)):
-            val = body_fun(_int32(i), val)
+            val = _carry_of_arrays(body_fun(_int32(i), val))
         return val
 
     def cond(carry):
@@ -319,6 +380,10 @@ def fori_loop(lower, upper, body_fun: Callable, init_val):
 
     lower, upper = _as_int32(lower), _as_int32(upper)
     return while_loop(cond, body, (lower, upper, init_val))[2]
+
+
+def _carry_of_arrays(carry):
+    return tree_map(lambda x: x if isinstance(x, Tracer) else to_array(x), carry)
 
 
 def _is_static_int(x) -> bool:
@@ -350,17 +415,32 @@ def cond(pred, true_fun: Callable, false_fun: Callable, *operands):
     avals = [shaped_aval(x) for x in ops_flat]
     false_jaxpr, false_consts, false_tree = _stage(lambda ops: false_fun(*ops), in_tree, avals)
     true_jaxpr, true_consts, true_tree = _stage(lambda ops: true_fun(*ops), in_tree, avals)
-    if true_tree != false_tree or [(a.shape, a.dtype) for a in true_jaxpr.out_avals] != [
-            (a.shape, a.dtype) for a in false_jaxpr.out_avals]:
+    if true_tree != false_tree:
         raise TypeError(f"true_fun and false_fun output must have identical types, got "
                         f"{true_tree} of {[a.str_short() for a in true_jaxpr.out_avals]} and "
                         f"{false_tree} of {[a.str_short() for a in false_jaxpr.out_avals]}.")
+    _check_branch_types(true_fun, false_fun, true_tree, true_jaxpr.out_avals,
+                        false_jaxpr.out_avals)
     # Each branch takes every branch's constants, then the operands.
     branches = _join_consts([false_jaxpr, true_jaxpr], [false_consts, true_consts])
     index = lax.convert_element_type(pred, np.int32) if isinstance(pred, Tracer) \
         else _int32(int(bool(concrete_or_error(pred, "cond"))))
     outs = cond_p.bind(index, *false_consts, *true_consts, *ops_flat, branches=branches)
     return tree_unflatten(true_tree, outs)
+
+
+def _check_branch_types(true_fun, false_fun, out_tree, true_avals, false_avals) -> None:
+    paths = leaf_paths(tree_unflatten(out_tree, true_avals))
+    diffs = [f"the output of true_fun{f' at path {path}' if path else ''} has type "
+             f"{a.str_short(False)} but the corresponding output of false_fun has type "
+             f"{b.str_short(False)}{_mismatch_extra(a, b)}"
+             for path, a, b in zip(paths, true_avals, false_avals) if not _typematch(a, b)]
+    if diffs:
+        differences = _sentences(diffs, bullet_end="", last_lead="\n")
+        raise TypeError(f"cond branches must have equal output types but they differ.\n\n"
+                        f"true_fun is {_source_info(true_fun)}\n"
+                        f"false_fun is {_source_info(false_fun)}\n\n{differences}\n"
+                        f"Revise true_fun and/or false_fun so that all output types match.")
 
 
 def _join_consts(jaxprs: list[Jaxpr], consts: list[list]) -> tuple[Jaxpr, ...]:

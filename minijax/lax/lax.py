@@ -48,6 +48,13 @@ def _comparison(x: ShapedArray, y: ShapedArray) -> ShapedArray:
     return _elementwise(x, y).update(dtype=dtypes.bool_)  # weak if both were, as in JAX
 
 
+def _is_finite_abstract_eval(x: ShapedArray) -> ShapedArray:
+    if x.dtype.kind != "f":
+        raise TypeError(f"is_finite does not accept dtype {x.dtype.name}. Accepted dtypes "
+                        f"are subtypes of floating.")
+    return x.update(dtype=dtypes.bool_)  # keeps the weak type, as in JAX
+
+
 neg_p = _primitive("neg", np.negative, _same_as_input)
 sign_p = _primitive("sign", np.sign, _same_as_input)
 floor_p = _primitive("floor", np.floor, _same_as_input)
@@ -63,6 +70,7 @@ log1p_p = _primitive("log1p", np.log1p, _same_as_input)
 expm1_p = _primitive("expm1", np.expm1, _same_as_input)
 sqrt_p = _primitive("sqrt", np.sqrt, _same_as_input)
 abs_p = _primitive("abs", np.abs, _same_as_input)
+is_finite_p = _primitive("is_finite", np.isfinite, _is_finite_abstract_eval)
 
 add_p = _primitive("add", np.add, _elementwise)
 sub_p = _primitive("sub", np.subtract, _elementwise)
@@ -95,6 +103,7 @@ def log1p(x): return log1p_p.bind(x)
 def expm1(x): return expm1_p.bind(x)
 def sqrt(x): return sqrt_p.bind(x)
 def abs(x): return abs_p.bind(x)  # noqa: A001  (JAX's name)
+def is_finite(x): return is_finite_p.bind(x)
 def add(x, y): return add_p.bind(x, y)
 def sub(x, y): return sub_p.bind(x, y)
 def mul(x, y): return mul_p.bind(x, y)
@@ -125,7 +134,14 @@ def _integer_pow_impl(x, *, y: int):
     return 1 / result if y < 0 else result
 
 
-integer_pow_p = _primitive("integer_pow", _integer_pow_impl, _same_as_input)
+def _integer_pow_abstract_eval(x: ShapedArray, *, y: int) -> ShapedArray:
+    if y < 0 and x.dtype.kind in "iu":  # 1 / x ** -y is no integer
+        raise TypeError(f"Integers cannot be raised to negative powers, got "
+                        f"integer_pow({x}, {y})")
+    return x
+
+
+integer_pow_p = _primitive("integer_pow", _integer_pow_impl, _integer_pow_abstract_eval)
 
 
 def integer_pow(x, y: int):
@@ -290,6 +306,23 @@ def slice(x, start_indices, limit_indices, strides=None):  # noqa: A001  (JAX's 
                         strides=None if strides is None else tuple(strides))
 
 
+def _rev_abstract_eval(x, *, dimensions):
+    if len(set(dimensions)) != len(dimensions):
+        raise TypeError(f"rev dimensions must be unique, got {dimensions}.")
+    if dimensions and not builtins.max(dimensions) < x.ndim:
+        raise TypeError(f"rev dimensions must all be less than operand ndim, got "
+                        f"dimensions {dimensions} for operand ndim {x.ndim}.")
+    return x
+
+
+rev_p = _primitive("rev", lambda x, *, dimensions: np.flip(x, dimensions), _rev_abstract_eval)
+
+
+def rev(x, dimensions):
+    """``x`` with the order of its entries reversed along ``dimensions``."""
+    return rev_p.bind(x, dimensions=tuple(dimensions))
+
+
 def _pad_impl(x, padding_value, *, padding_config):
     # Only non-negative padding: enough to transpose slicing.
     shape = tuple(lo + hi + d + builtins.max(0, d - 1) * interior
@@ -395,9 +428,12 @@ class _HashableDims(tuple):
 # Helpers shared by the derivative and batching rules.
 
 
-def full_like(x, fill_value):
-    """An array of ``fill_value`` with the shape, dtype and weak type of ``x``."""
+def full_like(x, fill_value, dtype=None):
+    """An array of ``fill_value`` with the shape of ``x``, and its dtype and weak
+    type unless a ``dtype`` is given (then strongly typed, as in JAX)."""
     aval = get_aval(x)
+    if dtype is not None:
+        aval = aval.update(dtype=np.dtype(dtype), weak_type=False)
     scalar = Array(np.asarray(fill_value, aval.dtype), aval.weak_type)
     return broadcast_in_dim(scalar, aval.shape, ())
 
