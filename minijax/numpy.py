@@ -147,9 +147,12 @@ def _promote_to_float(x):
     aval = get_aval(x)
     if aval.dtype.kind == "f":
         return _as_operand(x)
+    # A weak integer (a Python int) gives a weak float; a boolean, even a weak one, a
+    # strong float32, as in JAX.
+    weak = aval.weak_type and aval.dtype.kind != "b"
     if isinstance(x, Tracer):
-        return lax.convert_element_type(x, dtypes.float32, aval.weak_type)
-    return _constant(x, dtypes.float32, aval.weak_type)
+        return lax.convert_element_type(x, dtypes.float32, weak)
+    return _constant(x, dtypes.float32, weak)
 
 
 def _binary_op(lax_op):
