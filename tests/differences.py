@@ -156,6 +156,12 @@ def complex_numbers(m) -> bool:
     return "of type complex is not a valid minijax type" in str(m.mini.error or "")
 
 
+def numpy_reshape(m) -> bool:
+    """JAX reshapes a NumPy array with NumPy's reshape, and returns a NumPy array."""
+    return ("reshape" in m.source and m.mini.error is None and bool(m.problems)
+            and all("minijax gives a array, JAX a numpy array" in p for p in m.problems))
+
+
 DELIBERATE = [
     Entry(
         "float0",
@@ -214,4 +220,12 @@ DELIBERATE = [
         "    return jnp.sum(g(x))\n"
         "def program(x, y):\n    return jax.grad(jax.jit(f))(x)",
         np.array([0.5, -1.0], np.float32), 0.0),
+    Entry(
+        "numpy_reshape",
+        "Reshaping a NumPy array",
+        "`jnp.reshape` of a NumPy array gives a NumPy array in JAX, which hands NumPy input "
+        "to NumPy's own reshape; minijax returns an `Array`, as every other function does.",
+        numpy_reshape,
+        "def program(x, y):\n    return jnp.reshape(y, -1)",
+        np.array(0.0, np.float32), np.array(-5, np.int32)),
 ]
