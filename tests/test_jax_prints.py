@@ -36,7 +36,7 @@ FENCE = re.compile(r"^```[ \t]*\n(.*?)^```", re.S | re.M)
 # the block shows. linearize_flat(lambda x: [f(x)], [jnp.array(a)]) prints the linear
 # jaxpr that jax.linearize's function evaluates.
 JAX_CODE = [
-    (re.compile(r"linearize_flat\(lambda x: \[f\(x\)\], \[(jnp\.array\([^)]*\))\]\)"),
+    (re.compile(r"linearize_flat\(\s*lambda x: \[f\(x\)\], \[(jnp\.array\([^)]*\))\]\)"),
      lambda match: f"print(jax.make_jaxpr(jax.linearize(f, {match.group(1)})[1])"
                    f"({match.group(1)}))"),
 ]
@@ -124,7 +124,8 @@ CHAPTERS = sorted({chapter for chapter, *_ in BLOCKS})
 
 
 def test_blocks_are_found():
-    assert len(BLOCKS) >= 15 and "using_custom_vjp" in CHAPTERS
+    # Most chapters now compare such output in a cell; these blocks remain.
+    assert len(BLOCKS) >= 10 and "using_custom_vjp" in CHAPTERS
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
