@@ -232,10 +232,19 @@ true_divide = divide
 
 
 def power(x, y):
+    x, y = _bool_as_int32(x), _bool_as_int32(y)  # power is numeric: booleans count as 0, 1
     # A Python int exponent is unrolled into multiplications (integer_pow), as in JAX.
     if type(y) is int:
         return lax.integer_pow(_as_operand(x), y)
     return lax.pow(*_broadcast(*_promote(x, y), name="pow"))
+
+
+def _bool_as_int32(x):
+    if get_aval(x).dtype != dtypes.bool_:
+        return x
+    if isinstance(x, Tracer):
+        return lax.convert_element_type(x, dtypes.int32)
+    return _constant(x, dtypes.int32, False)
 
 
 def square(x):

@@ -156,6 +156,12 @@ def complex_numbers(m) -> bool:
     return "of type complex is not a valid minijax type" in str(m.mini.error or "")
 
 
+def integer_negative_power(m) -> bool:
+    """NumPy refuses an integer to a negative integer power; XLA computes some number."""
+    return (type(m.mini.error).__name__ == "ValueError" and m.real.error is None
+            and "Integers to negative integer powers are not allowed" in str(m.mini.error))
+
+
 def numpy_reshape(m) -> bool:
     """JAX reshapes a NumPy array with NumPy's reshape, and returns a NumPy array."""
     return ("reshape" in m.source and m.mini.error is None and bool(m.problems)
@@ -227,5 +233,15 @@ DELIBERATE = [
         "to NumPy's own reshape; minijax returns an `Array`, as every other function does.",
         numpy_reshape,
         "def program(x, y):\n    return jnp.reshape(y, -1)",
+        np.array(0.0, np.float32), np.array(-5, np.int32)),
+    Entry(
+        "integer_negative_power",
+        "Integer arrays to negative integer powers",
+        "`x ** y` with integer arrays and a negative `y` has no integer answer. NumPy, "
+        "which minijax computes with, raises `ValueError`; XLA returns a number anyway "
+        "(for `(-5) ** -5`, 1481938659). minijax keeps NumPy's refusal rather than give "
+        "a meaningless value.",
+        integer_negative_power,
+        "def program(x, y):\n    return jax.jit(lambda y: y ** y)(y)",
         np.array(0.0, np.float32), np.array(-5, np.int32)),
 ]

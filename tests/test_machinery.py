@@ -265,3 +265,10 @@ def test_fori_loop_returns_arrays():
         jax.lax.fori_loop(0, 0, lambda i, a: a * 2.0, 0.0))))
     parity.assert_same(lambda jax, jnp: print(type(jax.lax.fori_loop(
         0, 2, lambda i, a: a * 2.0, V5)).__name__ in ("Array", "ArrayImpl")))
+
+
+def test_power_counts_booleans_as_integers():
+    def run(jax, jnp):
+        t = jnp.array([True, False])
+        return jnp.power(t, t), jnp.power(t, 2), jnp.power(True, t), jnp.power(2, t), t ** 2.0
+    parity.assert_same(run)
