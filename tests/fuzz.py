@@ -32,7 +32,6 @@ import argparse
 import collections
 import contextlib
 import dataclasses
-import importlib
 import io
 import os
 import re
@@ -43,9 +42,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-from hypothesis import HealthCheck, Phase, find, settings
+from hypothesis import HealthCheck, find, settings
 from hypothesis import strategies as st
-from hypothesis.errors import NoSuchExample
+from hypothesis.errors import Flaky, NoSuchExample
 
 HERE = Path(__file__).resolve().parent
 for folder in (HERE, HERE.parent / "book"):
@@ -940,6 +939,7 @@ def long_run(count: int, seed: int, out: Callable[[str], None] = print) -> Tally
     start = time.monotonic()
     while tally.programs < count:
         target: list[str] = []
+        first: list[Mismatch] = []  # the mismatch as first found, before shrinking
         shrink_steps = [0]
 
         def failing(program: Program) -> bool:
@@ -958,6 +958,7 @@ def long_run(count: int, seed: int, out: Callable[[str], None] = print) -> Tally
                 if key in found:
                     return False
                 target.append(key)
+                first.append(mismatch)
                 return True
             # shrinking: keep the same kind of failure
             return (mismatch is not None and explain(mismatch) is None
@@ -969,9 +970,13 @@ def long_run(count: int, seed: int, out: Callable[[str], None] = print) -> Tally
                             settings=settings(max_examples=remaining, **SETTINGS))
         except NoSuchExample:
             break
-        mismatch = compare(smallest)
+        except Flaky:  # it did not fail again when Hypothesis ran it twice: as found
+            mismatch, note = first[0], " (not shrunk: it did not always reproduce)"
+        else:
+            mismatch, note = compare(smallest), ""
         found[target[0]] = mismatch
-        out(f"\n=== unexplained mismatch {len(found)}: {target[0]}\n{mismatch.describe()}")
+        out(f"\n=== unexplained mismatch {len(found)}: {target[0]}{note}\n"
+            f"{mismatch.describe()}")
     plural = "" if len(found) == 1 else "es"
     out(f"\n{tally.summary()}\n{len(found)} distinct unexplained mismatch{plural}, "
         f"{time.monotonic() - start:.0f} s")
