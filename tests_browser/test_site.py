@@ -29,16 +29,12 @@ from urllib.parse import urlsplit
 
 import nbformat
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 ROOT = Path(__file__).resolve().parent.parent
 SITE = Path(os.environ.get("SITE_DIR", ROOT / "_build" / "html")).resolve()
 SCREENSHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "_build" / "screenshots"))
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-# Playwright's own browser download does not work offline; Debian's Chromium does.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 # Folders of the build that hold assets and copies of sources, not pages.
 NOT_PAGES = {"_static", "_sources", "_images", "_sphinx_design_static"}
 # Words the search must find: both decorators the book is about.
@@ -87,16 +83,6 @@ def base_url() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).is_file():
-        raise RuntimeError(f"no Chromium at {CHROMIUM}: apt-get install -y chromium")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 class PageLog:
