@@ -223,15 +223,21 @@ custom_partial_eval_rules: dict = {}
 def dce_jaxpr(jaxpr: Jaxpr) -> Jaxpr:
     """The jaxpr without the equations whose results are never used (primitives
     have no side effects, so leaving them out changes nothing)."""
-    needed = {v for v in jaxpr.outvars if type(v) is Var}
+    live, _ = _live_eqns(jaxpr.eqns, jaxpr.outvars)
+    if len(live) == len(jaxpr.eqns):
+        return jaxpr
+    return Jaxpr(jaxpr.constvars, jaxpr.invars, live, jaxpr.outvars)
+
+
+def _live_eqns(eqns: list[JaxprEqn], outvars: list) -> tuple[list[JaxprEqn], set[Var]]:
+    """The equations that ``outvars`` depend on, and the variables they read."""
+    needed = {v for v in outvars if type(v) is Var}
     live = []
-    for eqn in reversed(jaxpr.eqns):
+    for eqn in reversed(eqns):
         if not needed.isdisjoint(eqn.out_binders):
             live.append(eqn)
             needed.update([x for x in eqn.inputs if type(x) is Var])
-    if len(live) == len(jaxpr.eqns):
-        return jaxpr
-    return Jaxpr(jaxpr.constvars, jaxpr.invars, live[::-1], jaxpr.outvars)
+    return live[::-1], needed
 
 
 def partial_eval_jaxpr(jaxpr: Jaxpr, in_unknowns: list[bool],
@@ -275,11 +281,15 @@ def partial_eval_jaxpr(jaxpr: Jaxpr, in_unknowns: list[bool],
             if inst and not unk:
                 as_residual(v)
         out_unknowns = [u or i for u, i in zip(out_unknowns, instantiate)]
-    res = list(residuals)
+    unknown_out = [v for v, u in zip(jaxpr.outvars, out_unknowns) if u]
+    # As JAX does, dead equations go first: the unknown side's, then the residuals
+    # only they read, then the known equations that computed nothing else.
+    unknown_eqns, needed = _live_eqns(unknown_eqns, unknown_out)
+    res = [r for r in residuals if r in needed]
+    known_out = [v for v, u in zip(jaxpr.outvars, out_unknowns) if not u]
+    known_eqns, _ = _live_eqns(known_eqns, known_out + res)
     known_in = [v for v, u in zip(jaxpr.invars, in_unknowns) if not u]
     unknown_in = [v for v, u in zip(jaxpr.invars, in_unknowns) if u]
-    known_out = [v for v, u in zip(jaxpr.outvars, out_unknowns) if not u]
-    unknown_out = [v for v, u in zip(jaxpr.outvars, out_unknowns) if u]
     jaxpr_known = Jaxpr([], known_in, known_eqns, known_out + res)
     jaxpr_unknown = Jaxpr([], res + unknown_in, unknown_eqns, unknown_out)
     return jaxpr_known, jaxpr_unknown, out_unknowns, len(res)

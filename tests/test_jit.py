@@ -206,3 +206,24 @@ def test_pieces_of_any_size_compute_the_same(monkeypatch, size, make):
     assert "impl.jit(" in minijax.jit(f).lower(*args).as_text()
     for a, b in zip(minijax.tree_util.tree_leaves(got), minijax.tree_util.tree_leaves(expected)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+
+
+def test_linearizing_jit_drops_dead_code_first():
+    """An unused custom_vjp call inside jit leaves nothing to differentiate: the
+    split of jit's jaxpr removes it (and the residuals only it read), as JAX's does."""
+    def run(jax, jnp):
+        @jax.custom_vjp
+        def h(a):
+            return jnp.sin(a)
+        h.defvjp(lambda a: (h(a), a), lambda a, g: (jnp.cos(a) * g,))
+
+        def f(x):
+            h(x)
+            jnp.cos(x)
+            return x * 2.0
+
+        g = lambda x: jax.linearize(jax.jit(f), x)[1](x)
+        jaxpr = jax.make_jaxpr(g)(1.0)
+        return (jax.linearize(g, 0.5)[1](0.3), jax.grad(g)(0.5),
+                len(jaxpr.eqns), [len(e.params["jaxpr"].eqns) for e in jaxpr.eqns])
+    parity.assert_same(run)
