@@ -82,11 +82,11 @@ def add_tangents(x, y):
 class JVPTracer(Tracer):
     __slots__ = ("primal", "tangent", "aval")
 
-    def __init__(self, trace: Trace, primal, tangent):
+    def __init__(self, trace: Trace, primal, tangent, aval: ShapedArray | None = None):
         self._trace = trace
         self.primal = primal
         self.tangent = tangent
-        self.aval = get_aval(primal)
+        self.aval = get_aval(primal) if aval is None else aval
 
     def to_concrete_value(self):
         # Forward mode keeps the primal, so Python control flow on it works.
@@ -128,9 +128,10 @@ class JVPTrace(Trace):
         for a primal that is not a float: integers and booleans do not vary
         continuously, their tangent is zero (JAX's float0), and no rule ever sees
         tangent arithmetic on them (converting a float tangent to int, say)."""
-        if type(tangent) is Zero or get_aval(primal).dtype.kind != "f":
+        if type(tangent) is Zero:
             return primal
-        return self.tracer_type(self, primal, tangent)
+        aval = get_aval(primal)
+        return primal if aval.dtype.kind != "f" else self.tracer_type(self, primal, tangent, aval)
 
     def process_primitive(self, primitive, args, params):
         primals, tangents, all_zero = [], [], True
@@ -145,10 +146,17 @@ class JVPTrace(Trace):
         if all_zero:
             return primitive.bind_with_trace(self.parent_trace, primals, params)
         rule = primitive_jvps.get(primitive)
-        if rule is None:
+        if rule is not None:
+            with set_current_trace(self.rule_trace):
+                primal_out, tangent_out = rule(primals, tangents, **params)
+        elif primitive in tangent_rules:
+            # The primal output is the primitive's own, made in the parent right away;
+            # only the tangent needs the rule.
+            primal_out = primitive.bind_with_trace(self.parent_trace, primals, params)
+            with set_current_trace(self.rule_trace):
+                tangent_out = tangent_rules[primitive](primal_out, primals, tangents, **params)
+        else:
             raise NotImplementedError(f"Differentiation rule for '{primitive}' not implemented")
-        with set_current_trace(self.rule_trace):
-            primal_out, tangent_out = rule(primals, tangents, **params)
         if primitive.multiple_results:
             return [self.new_tracer(p, t) for p, t in zip(primal_out, tangent_out)]
         return self.new_tracer(primal_out, tangent_out)
@@ -261,30 +269,31 @@ def jvp_jaxpr(jaxpr: Jaxpr, nonzeros: tuple[bool, ...], instantiate: bool = Fals
 
 
 # ---------------------------------------------------------------------------
-# JVP rules.  Each takes (primals, tangents, **params), tangents possibly Zero,
-# and returns (primal_out, tangent_out).  Most are made from one function per
-# operand giving that operand's contribution to the output tangent.
+# JVP rules.  A rule in ``primitive_jvps`` takes (primals, tangents, **params),
+# tangents possibly Zero, and returns (primal_out, tangent_out).  Most primitives
+# need less: their primal output is the primitive applied to the primals, so they
+# have a tangent rule instead, (primal_out, primals, tangents, **params) ->
+# tangent_out, made from one function per operand giving that operand's
+# contribution.  (JAX also keeps primal and tangent work apart when linearizing,
+# with richer rules, in ``primitive_linearizations``.)
 
 primitive_jvps: dict = {}
+tangent_rules: dict = {}
 
 
 def defjvp(primitive: Primitive, *rules: Callable | None) -> None:
     """``rule(g, *primals, **params)``: the contribution of the operand whose
     tangent is g.  Zero tangents contribute nothing; the others are summed."""
-    def jvp(primals, tangents, **params):
-        out = primitive.bind(*primals, **params)
-        return out, _sum_tangents(out, [rule(t, *primals, **params) for rule, t
-                                        in zip(rules, tangents) if rule and type(t) is not Zero])
-    primitive_jvps[primitive] = jvp
+    tangent_rules[primitive] = lambda out, primals, tangents, **params: _sum_tangents(
+        out, [rule(t, *primals, **params) for rule, t in zip(rules, tangents)
+              if rule and type(t) is not Zero])
 
 
 def defjvp2(primitive: Primitive, *rules: Callable | None) -> None:
     """As ``defjvp``, the rules also getting the output: ``rule(g, ans, *primals)``."""
-    def jvp(primals, tangents, **params):
-        out = primitive.bind(*primals, **params)
-        return out, _sum_tangents(out, [rule(t, out, *primals, **params) for rule, t
-                                        in zip(rules, tangents) if rule and type(t) is not Zero])
-    primitive_jvps[primitive] = jvp
+    tangent_rules[primitive] = lambda out, primals, tangents, **params: _sum_tangents(
+        out, [rule(t, out, *primals, **params) for rule, t in zip(rules, tangents)
+              if rule and type(t) is not Zero])
 
 
 def _sum_tangents(out, contributions: list):
@@ -295,21 +304,14 @@ def _sum_tangents(out, contributions: list):
 
 def deflinear(primitive: Primitive) -> None:
     """A primitive linear in all its operands: its tangent is itself applied to
-    the tangents."""
-    def jvp(primals, tangents, **params):
-        out = primitive.bind(*primals, **params)
-        if all(type(t) is Zero for t in tangents):
-            return out, Zero.from_primal_value(out)
-        return out, primitive.bind(*map(instantiate_zeros, tangents), **params)
-    primitive_jvps[primitive] = jvp
+    the tangents (a rule never runs with every tangent zero)."""
+    tangent_rules[primitive] = lambda out, primals, tangents, **params: primitive.bind(
+        *map(instantiate_zeros, tangents), **params)
 
 
 def defjvp_zero(primitive: Primitive) -> None:
     """A primitive whose derivative is zero wherever it exists."""
-    def jvp(primals, tangents, **params):
-        out = primitive.bind(*primals, **params)
-        return out, Zero.from_primal_value(out)
-    primitive_jvps[primitive] = jvp
+    tangent_rules[primitive] = lambda out, primals, tangents, **params: Zero.from_primal_value(out)
 
 
 def _one(x):
@@ -406,16 +408,14 @@ _minmax_rules(lax.max_p, lax.gt)
 _minmax_rules(lax.min_p, lax.lt)
 
 
-def _select_n_jvp(primals, tangents):
-    which, *cases = primals
-    out = lax.select_n(which, *cases)
+def _select_n_tangent(out, primals, tangents):
     case_tangents = tangents[1:]
     if all(type(t) is Zero for t in case_tangents):
-        return out, Zero.from_primal_value(out)
-    return out, lax.select_n(which, *map(instantiate_zeros, case_tangents))
+        return Zero.from_primal_value(out)
+    return lax.select_n(primals[0], *map(instantiate_zeros, case_tangents))
 
 
-primitive_jvps[lax.select_n_p] = _select_n_jvp
+tangent_rules[lax.select_n_p] = _select_n_tangent
 
 
 # ---------------------------------------------------------------------------
@@ -441,48 +441,35 @@ def is_undefined_primal(x) -> bool:
 def backward_pass(jaxpr: Jaxpr, consts: list, primals_in: list, cotangents: list) -> list:
     """The cotangents of the linear inputs of ``jaxpr`` (those given as
     ``UndefinedPrimal``), from the cotangents of its outputs (``Zero`` allowed)."""
-    primal_env: dict[Var, Any] = {}
+    # What a rule is given for each operand: its value if it is known, else (a
+    # linear value) an UndefinedPrimal.
+    primal_env: dict[Var, Any] = dict(zip(jaxpr.constvars, consts))
+    primal_env.update(zip(jaxpr.invars, primals_in))
     ct_env: dict[Var, Any] = {}
-
-    def read_primal(x):
-        if type(x) is Literal:
-            return x.val
-        val = primal_env.get(x)
-        return UndefinedPrimal(x.aval) if val is None else val
-
-    def read_cotangent(v: Var):
-        ct = ct_env.pop(v, None)
-        return Zero(v.aval) if ct is None else ct
 
     def write_cotangent(x, ct) -> None:
         if type(x) is Var and ct is not None and type(ct) is not Zero:
             ct_env[x] = add_tangents(ct_env[x], ct) if x in ct_env else ct
 
-    for v, val in zip(jaxpr.constvars, consts):
-        primal_env[v] = val
-    for v, val in zip(jaxpr.invars, primals_in):
-        if type(val) is not UndefinedPrimal:
-            primal_env[v] = val
     for v, ct in zip(jaxpr.outvars, cotangents):
         write_cotangent(v, ct)
     for eqn in reversed(jaxpr.eqns):
         if ct_env.keys().isdisjoint(eqn.out_binders):
             continue  # all its output cotangents are zero
-        cts_in = [read_cotangent(v) for v in eqn.out_binders]
         rule = primitive_transposes.get(eqn.primitive)
         if rule is None:
             raise NotImplementedError(
                 f"Transpose rule (for reverse-mode differentiation) for "
                 f"'{eqn.primitive}' not implemented")
-        primals = [read_primal(x) for x in eqn.inputs]
-        if eqn.primitive.multiple_results:
-            cts_out = rule(cts_in, *primals, **eqn.params)
-        else:
-            cts_out = rule(cts_in[0], *primals, **eqn.params)
+        cts_in = [ct_env.pop(v) if v in ct_env else Zero(v.aval) for v in eqn.out_binders]
+        primals = [x.val if type(x) is Literal else primal_env[x] if x in primal_env
+                   else UndefinedPrimal(x.aval) for x in eqn.inputs]
+        cts_out = rule(cts_in if eqn.primitive.multiple_results else cts_in[0], *primals,
+                       **eqn.params)
         for x, ct in zip(eqn.inputs, cts_out):
             write_cotangent(x, ct)
-    return [read_cotangent(v) for v, val in zip(jaxpr.invars, primals_in)
-            if type(val) is UndefinedPrimal]
+    return [ct_env.pop(v) if v in ct_env else Zero(v.aval)
+            for v, val in zip(jaxpr.invars, primals_in) if type(val) is UndefinedPrimal]
 
 
 @cache_per_jaxpr

@@ -81,9 +81,13 @@ _PYTHON_SCALAR_AVALS = {int: ShapedArray((), dtypes.int32, weak_type=True),
                         float: ShapedArray((), dtypes.float32, weak_type=True)}
 
 
+# Arrays and every kind of tracer carry their abstract value (filled in below).
+_TYPES_WITH_AVALS: set[type] = set()
+
+
 def get_aval(x) -> ShapedArray:
     """The abstract value of anything minijax accepts as an array."""
-    if type(x) is Array or isinstance(x, Tracer):
+    if type(x) in _TYPES_WITH_AVALS:
         return x.aval
     if type(x) in _PYTHON_SCALAR_AVALS:
         return _PYTHON_SCALAR_AVALS[type(x)]
@@ -182,6 +186,9 @@ class Array(ArrayMethods):
 
     def tolist(self):
         return self._value.tolist()
+
+
+_TYPES_WITH_AVALS.add(Array)
 
 
 def to_array(x) -> Array:
@@ -353,6 +360,10 @@ class Tracer(ArrayMethods):
     """
 
     __slots__ = ("_trace",)
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _TYPES_WITH_AVALS.add(cls)
 
     def to_concrete_value(self):
         """The concrete value behind this tracer, or None if there is none."""

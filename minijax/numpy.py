@@ -158,7 +158,7 @@ def _promote_to_float(x):
 def _binary_op(lax_op):
     def op(x, y):
         x_aval, y_aval = get_aval(x), get_aval(y)
-        if x_aval is y_aval and type(x) is not float and type(x) is not int:
+        if x_aval is y_aval or x_aval == y_aval:
             return lax_op(x, y)  # one type and shape already: the common case, made quick
         return lax_op(*_broadcast(*_promote(x, y), name=lax_op.__name__))
     op.__name__ = lax_op.__name__

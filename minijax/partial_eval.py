@@ -52,6 +52,12 @@ class DynamicJaxprTrace(Trace):
     def is_own(self, x) -> bool:
         return type(x) is DynamicJaxprTracer and x._trace is self
 
+    def invalidate(self) -> None:
+        super().invalidate()
+        # Its constants' tracers point back at it: let go of them now, rather than
+        # leave the cycle to the garbage collector.
+        self.const_tracers.clear()
+
     def new_arg(self, aval: ShapedArray) -> DynamicJaxprTracer:
         return DynamicJaxprTracer(self, aval)
 

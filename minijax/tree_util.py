@@ -99,9 +99,12 @@ _LEAF = PyTreeDef(None)
 
 
 def tree_flatten(tree, is_leaf: Callable[[Any], bool] | None = None) -> tuple[list, PyTreeDef]:
-    if type(tree) is tuple and is_leaf is None and not any(
-            type(x) in _registry or isinstance(x, tuple) for x in tree):
-        return list(tree), _tuple_of_leaves(len(tree))  # the usual arguments, made quick
+    if is_leaf is None:  # the usual cases, made quick: a leaf, a tuple of leaves
+        if type(tree) not in _registry and not isinstance(tree, tuple):
+            return [tree], _LEAF
+        if type(tree) is tuple and not any(
+                type(x) in _registry or isinstance(x, tuple) for x in tree):
+            return list(tree), _tuple_of_leaves(len(tree))
     leaves: list = []
     return leaves, _flatten_into(tree, leaves, is_leaf)
 
@@ -128,7 +131,7 @@ def _tuple_of_leaves(n: int) -> PyTreeDef:
 
 
 def tree_unflatten(treedef: PyTreeDef, leaves: Iterable):
-    if type(leaves) is list:  # the usual cases, made quick: a leaf, a tuple of leaves
+    if type(leaves) is list or type(leaves) is tuple:  # the usual cases, made quick
         if treedef is _LEAF and len(leaves) == 1:
             return leaves[0]
         if treedef._key[0] is tuple and treedef._key[2] == (_LEAF._key,) * len(leaves):
