@@ -1,7 +1,10 @@
 """The checks of the book's exercises, made to talk to a reader.
 
-Each chapter from "custom_jvp in a nutshell" to "Pitfalls" ends with exercises. A
-check cell defines its checks under the decorator ``check``::
+Each chapter from "Tracing and forward mode" to "Pitfalls" ends with exercises (all
+but "The machinery in one page", a summary). In the first four chapters the reader
+builds a piece of minijax: those exercises' cells start with ``# minijax only``, and
+their checks compare with JAX themselves. A check cell defines its checks under the
+decorator ``check``::
 
     from exercises import check
 

@@ -16,7 +16,8 @@ the same places. When the runs disagree the cell fails with a ``ParityError`` th
 says what differs.
 
 A cell whose first line is ``# minijax only`` is not compared and not run on JAX
-(it may show minijax's own source, say). Because the twin never sees such a cell,
+(it may show minijax's own source, say); so is an exercise's solution whose code
+starts with it, on the line after ``%%solution``. Because the twin never sees such a cell,
 names it defines do not exist in the twin: later cells must not rely on them.
 
 A chapter ends with a hidden cell that calls ``parity.report()``, which prints how
@@ -506,10 +507,12 @@ def _run_code(code: str, namespace: dict[str, Any], quiet: bool, filename: str =
 
 
 def _is_skipped(source: str) -> bool:
-    for line in source.splitlines():
-        if line.strip():
-            return line.strip() == SKIP_MARKER
-    return False
+    """A cell whose first line is the marker; for a solution, the first line of its
+    code, after ``%%solution``."""
+    lines = [line.strip() for line in source.splitlines() if line.strip()]
+    if lines[:1] == ["%%solution"]:
+        lines = lines[1:]
+    return lines[:1] == [SKIP_MARKER]
 
 
 def fingerprint(source: str) -> str:

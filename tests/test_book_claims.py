@@ -146,3 +146,15 @@ def test_a_backward_rule_returning_a_bare_cotangent_is_a_type_error():
     debug.defvjp(lambda x: (x, x), lambda x, g: g)
     with pytest.raises(TypeError, match="tuple"):
         jax.grad(lambda x: jnp.sin(debug(x ** 2)))(3.)
+
+
+def test_jax_flushes_the_subnormal_window_of_the_composed_log1pexp_gradient():
+    # "Numerical stability": between about 87.34 and 88.72, 1 / (1 + e^x) is subnormal;
+    # JAX on CPU flushes it to 0, so the composed gradient is 0 there (NumPy keeps it,
+    # and minijax's is about 1), and nan past the overflow; a stable rule gives 1.
+    window = jnp.array([87., 87.5, 88., 88.5, 89.])
+    composed = jax.vmap(jax.grad(lambda x: jnp.log(1. + jnp.exp(x))))(window)
+    np.testing.assert_array_equal(composed, [1., 0., 0., 0., np.nan])
+    with np.errstate(over="ignore"):
+        in_numpy = 1 / (1 + np.exp(np.asarray(window)))
+    assert np.all(in_numpy[1:4] > 0) and np.all(in_numpy[1:4] < np.finfo(np.float32).tiny)

@@ -557,6 +557,16 @@ def test_a_solution_runs_on_both_libraries_when_the_book_is_checked(shell, monke
     assert "variable answer" in parity_message(run(shell, SOLUTION_CELL))
 
 
+def test_a_solution_marked_minijax_only_is_skipped(shell, capsys):
+    cell = "%%solution\n# minijax only\nimport minijax\nprint(minijax.__name__)"
+    assert run(shell, cell).success
+    assert "minijax" in capsys.readouterr().out
+    run(shell, "x = 2.0")
+    run(shell, REPORT_CELL)
+    assert capsys.readouterr().out.strip() == (
+        "1 cell compared with JAX, 1 skipped ('# minijax only'): all agree.")
+
+
 def test_a_solution_does_not_run_for_a_reader(reader, capsys):
     assert run(reader, SOLUTION_CELL).success
     out, err = capsys.readouterr()
