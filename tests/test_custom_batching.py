@@ -148,6 +148,17 @@ def test_custom_jvp_around_custom_vmap():
     assert_same(run)
 
 
+def test_custom_vmap_around_custom_jvp_has_no_reverse_mode():
+    def run(jax, jnp):
+        g = jax.custom_jvp(jnp.sin)
+        g.defjvp(lambda primals, tangents: (g(*primals), jnp.cos(*primals) * tangents[0]))
+        f = jax.custom_batching.custom_vmap(g)
+        f.def_vmap(lambda axis_size, in_batched, xs: (jnp.sin(xs), True))
+        print(jax.jvp(f, (1.,), (1.,)))
+        jax.grad(f)(1.)
+    assert_same(_printed(run))
+
+
 def _pytree_rule(jax, jnp):
     @jax.custom_batching.custom_vmap
     def f(p, x):
