@@ -48,6 +48,7 @@ class custom_vmap:  # noqa: N801  (JAX's name)
     __getattr__ = forward_attr
 
     def def_vmap(self, vmap_rule: Callable) -> Callable:
+        """Set the rule, and return it, so that ``@f.def_vmap`` decorates it."""
         self.vmap_rule = vmap_rule
         return vmap_rule
 
