@@ -198,18 +198,6 @@ class LinearizeTrace(JVPTrace):
         self.tangent_trace = tangent_trace
         self.rule_trace = tangent_trace
 
-    def process_primitive(self, primitive, args, params):
-        outs = super().process_primitive(primitive, args, params)
-        # A primitive whose JVP ties its primal outputs to the tangents (one with no
-        # way to be split, custom_vmap_call) leaves them unknown: no reverse mode.
-        for out in outs if primitive.multiple_results else [outs]:
-            if self.tangent_trace.is_own(out.primal if type(out) is LinearizeTracer else out):
-                raise ValueError(
-                    "Linearization failed to produce known values for all output primals. "
-                    "This is typically caused by attempting to differentiate a function "
-                    "uses an operation that does not support reverse-mode autodiff.")
-        return outs
-
 
 def jvp_flat(f: Callable, primals: list, tangents: list,
              instantiate: bool = True) -> tuple[list, list]:

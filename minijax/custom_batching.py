@@ -9,7 +9,8 @@ Calling a ``custom_vmap`` function stages it into a jaxpr and binds
   per argument saying which are batched, in place of batching the jaxpr;
 - its JVP rule binds ``custom_vmap_call`` again, on primals and tangents, with
   the JVP of the jaxpr and, as rule, the JVP of the user's rule: so ``vmap`` of
-  ``jvp`` still runs the rule.  It has no transpose, so reverse mode fails.
+  ``jvp`` still runs the rule.  That call cannot be split into a primal and a
+  tangent part, so linearization, and reverse mode, fail.
 """
 from __future__ import annotations
 
@@ -20,10 +21,11 @@ from typing import Any, Callable
 from minijax import ad, batching
 from minijax.api import jvp
 from minijax.core import Primitive, get_aval
-from minijax.custom_derivatives import forward_attr, resolve_kwargs
+from minijax.custom_derivatives import _name, forward_attr, resolve_kwargs
 from minijax.jaxpr import Jaxpr, convert_constvars_jaxpr
 from minijax.numpy import stack
-from minijax.partial_eval import trace_to_jaxpr
+from minijax.partial_eval import (
+    custom_partial_eval_rules, partial_eval_jaxpr_custom_rules, trace_to_jaxpr)
 from minijax.pjit import compile_jaxpr
 from minijax.tree_util import (
     PyTreeDef, Store, flatten_fun, tree_flatten, tree_leaves, tree_map, tree_structure,
@@ -53,7 +55,7 @@ class custom_vmap:  # noqa: N801  (JAX's name)
         return vmap_rule
 
     def __call__(self, *args, **kwargs):
-        name = getattr(self.fun, "__name__", type(self.fun).__name__)
+        name = _name(self.fun)
         args = resolve_kwargs(self.fun, args, kwargs, name, "custom_vmap")
         if not self.vmap_rule:
             raise AttributeError(f"No batching rule defined for custom_vmap function {name} "
@@ -171,12 +173,23 @@ def custom_vmap_jvp(primals, tangents, *, call: Jaxpr, rule: ShownRule, in_tree,
     return outs[:len(outs) // 2], outs[len(outs) // 2:]
 
 
+def no_linearization(*args, **params):
+    """Splitting a call with unknown tangents into known and unknown parts: its JVP,
+    one call, gives no primal output without the tangents, so there is none."""
+    raise ValueError("Linearization failed to produce known values for all output primals. "
+                     "This is typically caused by attempting to differentiate a function "
+                     "uses an operation that does not support reverse-mode autodiff.")
+
+
 custom_vmap_p = Primitive("custom_vmap_call")
 custom_vmap_p.multiple_results = True
 custom_vmap_p.def_impl(lambda *args, call, **_: compile_jaxpr(call)(*args))
 custom_vmap_p.def_abstract_eval(lambda *avals, call, **_: call.out_avals)
 batching.primitive_batchers[custom_vmap_p] = custom_vmap_batching
 ad.primitive_jvps[custom_vmap_p] = custom_vmap_jvp
+# Partial evaluation splits calls only under linearization (grad, vjp, linearize).
+custom_partial_eval_rules[custom_vmap_p] = no_linearization
+partial_eval_jaxpr_custom_rules[custom_vmap_p] = no_linearization
 
 
 # ---------------------------------------------------------------------------

@@ -86,6 +86,9 @@ CALLS = {
     "jit_of_grad": lambda jax, f: jax.jit(jax.grad(f))(1., 2.),
     "grad_of_vmap": lambda jax, f: jax.grad(lambda x: jax.numpy.sum(jax.vmap(f)(x, x)))(V),
     "vjp": lambda jax, f: jax.vjp(f, 1., 2.)[0],
+    "vjp_of_jit": lambda jax, f: jax.vjp(jax.jit(f), 1., 2.)[0],
+    "grad_of_cond": lambda jax, f: jax.grad(lambda x: jax.lax.cond(
+        x > 0, lambda x: f(x, 2.), lambda x: x, x))(1.),
     "linearize": lambda jax, f: jax.linearize(f, 1., 2.)[0],
     "grad_elsewhere": lambda jax, f: jax.grad(lambda x, y: jax.numpy.sin(x) * f(y, 2.))(1., 3.),
 }
