@@ -220,6 +220,14 @@ def test_an_unbatched_output_is_broadcast_when_needed(name):
     assert_same(lambda jax, jnp: UNBATCHED_OUTPUT[name](jax, _unbatched_output(jax, jnp)))
 
 
+def test_no_arguments():
+    def run(jax, jnp):
+        f = jax.custom_batching.custom_vmap(lambda: jnp.float32(2.))
+        f.def_vmap(lambda axis_size, in_batched: (jnp.float32(3.), False))
+        return f(), jax.vmap(lambda x: f() + x)(jnp.ones(3))  # nothing batched: f runs
+    assert_same(run)
+
+
 def test_keyword_arguments_and_defaults():
     def run(jax, jnp):
         @jax.custom_batching.custom_vmap

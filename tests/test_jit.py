@@ -206,3 +206,8 @@ def test_pieces_of_any_size_compute_the_same(monkeypatch, size, make):
     assert "impl.jit(" in minijax.jit(f).lower(*args).as_text()
     for a, b in zip(minijax.tree_util.tree_leaves(got), minijax.tree_util.tree_leaves(expected)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
+
+
+def test_a_jitted_function_of_no_arguments_under_vmap():
+    parity.assert_same(lambda jax, jnp: jax.vmap(
+        lambda x: jax.jit(lambda: jnp.float32(1.))() + x)(jnp.ones(3)))
