@@ -207,7 +207,8 @@ def sequential_vmap(f: Callable) -> custom_vmap:
         flat_batched = tree_leaves(in_batched)
         if not any(flat_batched):  # JAX's lax.map has nothing to map over
             raise ValueError("scan got no values to scan over and `length` not provided.")
-        outs = [f(*tree_unflatten(tree, [x[i] if b else x for x, b in zip(flat_args, flat_batched)]))
+        outs = [f(*tree_unflatten(tree, [x[i] if batched else x
+                                         for x, batched in zip(flat_args, flat_batched)]))
                 for i in range(axis_size)]
         out = tree_map(lambda *examples: stack(examples), *outs)
         return out, tree_map(lambda _: True, out)
