@@ -55,7 +55,7 @@ class BatchTrace(Trace):
         return val if dim is not_mapped else BatchTracer(self, val, dim)
 
     def process_primitive(self, primitive, args, params):
-        vals, dims = zip(*map(self.to_batch_info, args))
+        vals, dims = zip(*map(self.to_batch_info, args)) if args else ((), ())
         if all(d is not_mapped for d in dims):
             return primitive.bind_with_trace(self.parent_trace, vals, params)
         rule = primitive_batchers.get(primitive)

@@ -34,6 +34,14 @@ from minijax.tree_util import (
     Store, broadcast_prefix, flatten_fun, tree_flatten, tree_map, tree_unflatten)
 
 
+def forward_attr(self, name: str):
+    """A custom-rule decorator around another lends it its ``def...`` methods, so
+    ``@custom_vjp`` over ``@custom_vmap`` still has ``def_vmap``, as in JAX."""
+    if name.startswith("def"):
+        return getattr(self.fun, name)
+    raise AttributeError
+
+
 def _custom_call_impl(*args, call_jaxpr, **_):
     """Evaluated in compiled code, a custom-rule call is just its function."""
     return compile_jaxpr(call_jaxpr)(*args)
@@ -105,6 +113,8 @@ class custom_jvp:  # noqa: N801  (JAX's name)
         self.fun = fun
         self.nondiff_argnums = tuple(nondiff_argnums)
         self.jvp: Callable | None = None
+
+    __getattr__ = forward_attr
 
     def defjvp(self, jvp: Callable) -> Callable:
         self.jvp = jvp
@@ -275,6 +285,8 @@ class custom_vjp:  # noqa: N801  (JAX's name)
         self.nondiff_argnums = tuple(nondiff_argnums)
         self.fwd: Callable | None = None
         self.bwd: Callable | None = None
+
+    __getattr__ = forward_attr
 
     def defvjp(self, fwd: Callable, bwd: Callable) -> None:
         self.fwd = fwd

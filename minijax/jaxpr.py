@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
@@ -227,6 +228,8 @@ def _pp_param(value, indent: int, name: _Namer | None) -> str:
         return value.name
     if isinstance(value, str):
         return value
-    if callable(value):  # a rule carried by a custom-derivative equation
-        return getattr(value, "__name__", type(value).__name__)
+    if callable(value):  # a rule carried by a custom-rule equation: by its name, or
+        name = getattr(value, "__name__", None)  # as it shows itself, addresses hidden as in JAX
+        return name or re.sub(r" at 0x([0-9a-fA-F]+)", lambda m: " at 0x" + "X" * len(m[1]),
+                              str(value))
     return repr(value)

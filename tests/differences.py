@@ -168,6 +168,10 @@ def numpy_reshape(m) -> bool:
             and all("minijax gives a array, JAX a numpy array" in p for p in m.problems))
 
 
+def sequential_vmap_loop(m) -> bool:
+    return "sequential_vmap" in m.source and m.mini.error is None and _values_only(m)
+
+
 DELIBERATE = [
     Entry(
         "float0",
@@ -244,4 +248,20 @@ DELIBERATE = [
         integer_negative_power,
         "def program(x, y):\n    return jax.jit(lambda y: y ** y)(y)",
         np.array(0.0, np.float32), np.array(-5, np.int32)),
+    Entry(
+        "sequential_vmap_loop",
+        "`sequential_vmap` loops in Python",
+        "`jax.custom_batching.sequential_vmap` batches a function with `lax.map`, a `scan` "
+        "that traces the function once and runs it for each example at run time. minijax "
+        "has no `scan`: its rule calls the function on each example in a Python loop and "
+        "stacks the results, so the function is traced once per example, and a jaxpr holds "
+        "one copy of it per example. The values are the same.",
+        sequential_vmap_loop,
+        "def program(x, y):\n"
+        "    traced = []\n"
+        "    def f(a):\n"
+        "        traced.append(a)\n"
+        "        return jnp.sin(a) * y\n"
+        "    return jax.vmap(jax.custom_batching.sequential_vmap(f))(x), len(traced)",
+        np.array([0.5, -1.0, 2.0], np.float32), 2.0),
 ]

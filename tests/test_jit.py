@@ -227,3 +227,8 @@ def test_linearizing_jit_drops_dead_code_first():
         return (jax.linearize(g, 0.5)[1](0.3), jax.grad(g)(0.5),
                 len(jaxpr.eqns), [len(e.params["jaxpr"].eqns) for e in jaxpr.eqns])
     parity.assert_same(run)
+
+
+def test_a_jitted_function_of_no_arguments_under_vmap():
+    parity.assert_same(lambda jax, jnp: jax.vmap(
+        lambda x: jax.jit(lambda: jnp.float32(1.))() + x)(jnp.ones(3)))
