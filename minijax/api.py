@@ -20,8 +20,8 @@ from minijax.core import ShapedArray, get_aval
 from minijax.jaxpr import ClosedJaxpr, eval_jaxpr
 from minijax.pjit import jit
 from minijax.tree_util import (
-    broadcast_prefix, flatten_fun, leaf_paths, tree_flatten, tree_leaves, tree_structure,
-    tree_unflatten)
+    broadcast_prefix, flatten_fun, leaf_paths, register_pytree_node, tree_flatten, tree_leaves,
+    tree_structure, tree_unflatten)
 
 
 def jvp(fun: Callable, primals, tangents):
@@ -93,40 +93,60 @@ def linearize(fun: Callable, *primals) -> tuple[Any, Callable]:
 def vjp(fun: Callable, *primals, has_aux: bool = False):
     """``fun``'s output at ``primals`` and a function from output cotangents to
     input cotangents; with ``has_aux``, ``fun`` returns ``(output, aux)`` and so
-    does the call, followed by the aux data."""
-    out, aux, primals_out, pullback = _vjp(fun, primals, has_aux)
-    out_struct = tree_structure(out)
-
-    def f_vjp(cotangent):
-        cts_flat, tree = tree_flatten(cotangent)
-        if tree != out_struct:
-            raise ValueError(f"Tree structure of cotangent input {tree}, does not match "
-                            f"structure of primal output {out_struct}.")
-        for ct, p in zip(cts_flat, primals_out):
-            _check_cotangent(get_aval(ct), get_aval(p))
-        return pullback(cts_flat)
-
+    does the call, followed by the aux data.  The function is a ``VJP``, a pytree
+    holding the residuals, so it can be passed in and out of transformed functions."""
+    out, aux, primals_out, pullback, residuals = _vjp(fun, primals, has_aux)
+    f_vjp = VJP(functools.partial(_checked_pullback, tree_structure(out),
+                                  [get_aval(p) for p in primals_out], pullback), residuals)
     return (out, f_vjp, aux) if has_aux else (out, f_vjp)
+
+
+class VJP:
+    """The function ``vjp`` returns: a pullback applied to residuals.  The residuals
+    are its pytree leaves, the pullback is part of its structure."""
+
+    def __init__(self, pullback: Callable, residuals: list):
+        self.pullback, self.residuals = pullback, residuals
+
+    def __call__(self, cotangent):
+        return self.pullback(self.residuals, cotangent)
+
+
+register_pytree_node(VJP, lambda f: (f.residuals, f.pullback),
+                     lambda pullback, residuals: VJP(pullback, list(residuals)))
+
+
+def _checked_pullback(out_struct, out_avals: list, pullback: Callable, residuals: list,
+                      cotangent):
+    cts_flat, tree = tree_flatten(cotangent)
+    if tree != out_struct:
+        raise ValueError(f"Tree structure of cotangent input {tree}, does not match "
+                         f"structure of primal output {out_struct}.")
+    for ct, aval in zip(cts_flat, out_avals):
+        _check_cotangent(get_aval(ct), aval)
+    return pullback(residuals, cts_flat)
 
 
 def _vjp(fun: Callable, primals: tuple, has_aux: bool):
     """What vjp and value_and_grad share: the output, the aux data, the flat
-    outputs, and the pullback from the flat output cotangents to the inputs'."""
+    outputs, the pullback from the residuals and the flat output cotangents to the
+    inputs' cotangents, and the residuals."""
     primals_flat, in_tree = tree_flatten(primals)
     flat_fun, out_tree = flatten_fun(_split_aux(fun) if has_aux else fun, in_tree)
     primals_out, nonzeros, jaxpr, residuals = linearize_flat(flat_fun, primals_flat)
     out = tree_unflatten(out_tree.get(), primals_out)
     out, aux = out if has_aux else (out, None)
+    out_avals = [get_aval(p) for p in primals_out]
+    undefined = [UndefinedPrimal(get_aval(p)) for p in primals_flat]
 
-    def pullback(cts_flat: list):
+    def pullback(residuals: list, cts_flat: list):
         # Aux outputs are not differentiated: their cotangents are zero.
-        cts_out = cts_flat + [Zero(get_aval(p)) for p in primals_out[len(cts_flat):]]
-        undefined = [UndefinedPrimal(get_aval(p)) for p in primals_flat]
+        cts_out = cts_flat + [Zero(aval) for aval in out_avals[len(cts_flat):]]
         cts_in = backward_pass(jaxpr, residuals, undefined,
                                [ct for ct, nz in zip(cts_out, nonzeros) if nz])
         return tree_unflatten(in_tree, [instantiate_zeros(ct) for ct in cts_in])
 
-    return out, aux, primals_out, pullback
+    return out, aux, primals_out, pullback, residuals
 
 
 def _split_aux(fun: Callable) -> Callable:
@@ -164,9 +184,9 @@ def value_and_grad(fun: Callable, argnums: int | tuple[int, ...] = 0,
             return fun(*full, **kwargs)  # keyword arguments are not differentiated
 
         diff_args = tuple(args[i] for i in positions)
-        ans, aux, _, pullback = _vjp(fun_of_diff_args, diff_args, has_aux)
+        ans, aux, _, pullback, residuals = _vjp(fun_of_diff_args, diff_args, has_aux)
         _check_scalar(ans)
-        grads = pullback([lax.full_like(ans, 1)])
+        grads = pullback(residuals, [lax.full_like(ans, 1)])
         grads = grads[0] if isinstance(argnums, int) else grads
         return ((ans, aux), grads) if has_aux else (ans, grads)
 

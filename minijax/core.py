@@ -52,7 +52,8 @@ class ShapedArray:
     def str_short(self, short_dtypes: bool = True) -> str:
         """The short form used in jaxprs, like ``f32[3,4]`` (``float32[3,4]`` with
         ``short_dtypes=False``, as some of JAX's error messages write it)."""
-        dtype = _SHORT_DTYPE_NAMES[self.dtype] if short_dtypes else self.dtype.name
+        dtype = (_SHORT_DTYPE_NAMES[self.dtype] if short_dtypes or self.dtype == dtypes.float0
+                 else self.dtype.name)
         return f"{dtype}[{','.join(map(str, self.shape))}]"
 
     def __eq__(self, other):
@@ -69,10 +70,11 @@ class ShapedArray:
 
     def __repr__(self):
         weak = ", weak_type=True" if self.weak_type else ""
-        return f"ShapedArray({self.dtype.name}[{','.join(map(str, self.shape))}]{weak})"
+        return f"ShapedArray({self.str_short(short_dtypes=False)}{weak})"
 
 
-_SHORT_DTYPE_NAMES = {dtypes.float32: "f32", dtypes.int32: "i32", dtypes.bool_: "bool"}
+_SHORT_DTYPE_NAMES = {dtypes.float32: "f32", dtypes.int32: "i32", dtypes.bool_: "bool",
+                      dtypes.float0: "float0"}
 
 
 # Python numbers are weakly typed: an int or float takes the type of the arrays it
