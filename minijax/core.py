@@ -49,6 +49,10 @@ class ShapedArray:
                            self.dtype if dtype is None else dtype,
                            self.weak_type if weak_type is None else weak_type)
 
+    def to_tangent_aval(self) -> ShapedArray:
+        """The type of this type's tangents: itself for floats, float0 otherwise."""
+        return self.update(dtype=dtypes.tangent_dtype(self.dtype))
+
     def str_short(self, short_dtypes: bool = True) -> str:
         """The short form used in jaxprs, like ``f32[3,4]`` (``float32[3,4]`` with
         ``short_dtypes=False``, as some of JAX's error messages write it)."""

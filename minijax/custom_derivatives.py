@@ -104,11 +104,6 @@ for _p in (custom_jvp_call_p, custom_vjp_call_p):
 # Zero tangents as rules see them.
 
 
-def tangent_aval(aval: ShapedArray) -> ShapedArray:
-    """The type of the tangents of values of type ``aval``: float0 for integers."""
-    return aval.update(dtype=dtypes.tangent_dtype(aval.dtype))
-
-
 class SymbolicZero:
     """A tangent or cotangent known to be zero, as a rule defined with
     ``symbolic_zeros=True`` receives it: no array, only a type, whose ``shape``,
@@ -127,31 +122,27 @@ class SymbolicZero:
 
     @staticmethod
     def from_primal_value(x) -> SymbolicZero:
-        return SymbolicZero(tangent_aval(get_aval(x)))
+        return SymbolicZero(get_aval(x).to_tangent_aval())
 
 
 def zero_from_primal(val, symbolic_zeros: bool = False):
     """Zero tangents for the pytree of primals ``val``: a ``SymbolicZero`` per leaf,
     or arrays of zeros (of dtype float0 for integers and booleans)."""
-    def zero(x):
-        aval = tangent_aval(get_aval(x))
-        return SymbolicZero(aval) if symbolic_zeros else _zeros(aval)
-    return tree_map(zero, val)
+    return tree_map(lambda x: _zero_tangent(get_aval(x), symbolic_zeros), val)
 
 
-def _zeros(aval: ShapedArray):
-    if aval.dtype == dtypes.float0:  # no data: a NumPy array, as JAX makes it
-        return Array(np.zeros(aval.shape, dtypes.float0))
-    return zeros_like_aval(aval)
+def _zero_tangent(aval: ShapedArray, symbolic: bool):
+    aval = aval.to_tangent_aval()
+    return SymbolicZero(aval) if symbolic else zeros_like_aval(aval)
 
 
-def _to_rule(t, primal, symbolic: bool):
-    """A tangent as a rule receives it: ``ad.Zero`` becomes a ``SymbolicZero``, and
-    the (zero) tangent of an integer becomes float0 zeros, as in JAX."""
-    if type(t) is Zero:
-        return SymbolicZero(tangent_aval(t.aval)) if symbolic else _zeros(tangent_aval(t.aval))
-    aval = get_aval(primal)
-    return t if dtypes.is_float(aval.dtype) else zero_from_primal(primal, symbolic)
+def _to_rule(t, aval: ShapedArray, symbolic: bool):
+    """A tangent of a value of type ``aval`` as a rule receives it: ``ad.Zero``
+    becomes a ``SymbolicZero`` or zeros, and the tangent of an integer, always zero,
+    float0 zeros, as in JAX."""
+    if type(t) is Zero or not dtypes.is_float(aval.dtype):
+        return _zero_tangent(aval, symbolic)
+    return t
 
 
 def _from_rule(t, primal):
@@ -307,7 +298,7 @@ def _flatten_jvp(jvp: Callable, in_tree, out_tree: Store, primal_name: str,
     def flat_jvp(*primals_and_tangents):
         n = len(primals_and_tangents) // 2
         primals_in = primals_and_tangents[:n]
-        tangents_in = [_to_rule(t, p, symbolic_zeros)
+        tangents_in = [_to_rule(t, get_aval(p), symbolic_zeros)
                        for t, p in zip(primals_and_tangents[n:], primals_in)]
         pair = jvp(tree_unflatten(in_tree, primals_in), tree_unflatten(in_tree, tangents_in))
         if not isinstance(pair, (list, tuple)) or len(pair) != 2:
@@ -335,7 +326,7 @@ def _flatten_jvp(jvp: Callable, in_tree, out_tree: Store, primal_name: str,
 
 
 def _check_tangent_type(primal, tangent) -> None:
-    expected = tangent_aval(primal)
+    expected = primal.to_tangent_aval()
     if expected.shape != tangent.shape or expected.dtype != tangent.dtype:
         raise TypeError(f"Custom JVP rule must produce primal and tangent outputs with "
                         f"corresponding shapes and dtypes. Expected "
@@ -490,7 +481,8 @@ def _flatten_bwd(bwd: Callable, primals: tuple, out_tree: Store, res_tree: Store
     def flat_bwd(*res_and_cts):
         num_res = res_tree.get().num_leaves
         residuals = tree_unflatten(res_tree.get(), res_and_cts[:num_res])
-        cts = [_to_rule(ct, ct, symbolic_zeros) for ct in res_and_cts[num_res:]]
+        cts = [_to_rule(ct, ct.aval if type(ct) is Zero else get_aval(ct), symbolic_zeros)
+               for ct in res_and_cts[num_res:]]
         cts_in = bwd(residuals, tree_unflatten(out_tree.get(), cts))
         cts_in = tuple(cts_in) if isinstance(cts_in, list) else cts_in  # as JAX allows
         try:

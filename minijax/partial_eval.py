@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from minijax import dtypes
 from minijax.lax import lax
 from minijax.core import (
     Array, ShapedArray, Trace, Tracer, get_aval, set_current_trace, to_array)
@@ -164,7 +165,10 @@ def inline_scalar_literals(jaxpr: Jaxpr, consts: list) -> tuple[Jaxpr, list]:
 
 
 def zeros_like_aval(aval: ShapedArray):
-    """Zeros of type ``aval``, made as JAX makes them: a broadcast scalar."""
+    """Zeros of type ``aval``, made as JAX makes them: a broadcast scalar (for float0,
+    which allows no operation, an array of that shape)."""
+    if aval.dtype == dtypes.float0:
+        return Array(np.zeros(aval.shape, aval.dtype))
     return lax.broadcast_in_dim(Array(np.zeros((), aval.dtype), aval.weak_type), aval.shape, ())
 
 
