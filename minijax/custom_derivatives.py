@@ -316,8 +316,9 @@ def _flatten_jvp(jvp: Callable, in_tree, out_tree: Store, primal_name: str,
             raise TypeError(f"Custom JVP rule {jvp_name} for function {primal_name} must "
                             f"produce a pair whose first element has the output structure "
                             f"of {primal_name}, {out_tree.get()}, but it had {primal_tree}.")
-        for p, t in zip(primals_out, tangents_out):
-            _check_tangent_type(get_aval(p), t.aval if type(t) is SymbolicZero else get_aval(t))
+        _check_tangent_types([get_aval(p) for p in primals_out],
+                             [t.aval if type(t) is SymbolicZero else get_aval(t)
+                              for t in tangents_out])
         out_tree.set(primal_tree)
         return [*primals_out, *map(_from_rule, tangents_out, primals_out)]
 
@@ -325,13 +326,20 @@ def _flatten_jvp(jvp: Callable, in_tree, out_tree: Store, primal_name: str,
     return flat_jvp
 
 
-def _check_tangent_type(primal, tangent) -> None:
-    expected = primal.to_tangent_aval()
-    if expected.shape != tangent.shape or expected.dtype != tangent.dtype:
-        raise TypeError(f"Custom JVP rule must produce primal and tangent outputs with "
-                        f"corresponding shapes and dtypes. Expected "
-                        f"{expected.str_short(False)} (tangent type of "
-                        f"{primal.str_short(False)}) but got {tangent.str_short(False)}.")
+def _check_tangent_types(primals: list, tangents: list) -> None:
+    """Each output tangent must have the type of its primal's tangents."""
+    wrong = [(p, p.to_tangent_aval(), t) for p, t in zip(primals, tangents)
+             if (p.shape, p.to_tangent_aval().dtype) != (t.shape, t.dtype)]
+    message = ("Custom JVP rule must produce primal and tangent outputs with corresponding "
+               "shapes and dtypes")
+    if wrong and len(primals) == 1:
+        (p, expected, t), = wrong
+        raise TypeError(f"{message}. Expected {expected.str_short(False)} (tangent type of "
+                        f"{p.str_short(False)}) but got {t.str_short(False)}.")
+    if wrong:
+        raise TypeError(f"{message}, but got:\n" + "\n".join(
+            f"  primal {p.str_short(False)} with tangent {t.str_short(False)}, expecting "
+            f"tangent {expected.str_short(False)}" for p, expected, t in wrong))
 
 
 def _check_rule_primals(jvp: Callable, out_avals: list, name: str) -> Callable:

@@ -136,22 +136,17 @@ def tree_unflatten(treedef: PyTreeDef, leaves: Iterable):
             return leaves[0]
         if treedef._key[0] is tuple and treedef._key[2] == (_LEAF._key,) * len(leaves):
             return tuple(leaves)
-    leaves = iter(leaves)
-    tree = _build(treedef, leaves)
-    if next(leaves, _END) is not _END:
-        raise ValueError(f"Too many leaves for PyTreeDef {treedef}")
-    return tree
-
-
-_END = object()
+    leaves = list(leaves)
+    if len(leaves) != treedef.num_leaves:
+        few = len(leaves) < treedef.num_leaves
+        raise ValueError(f"Too {'few' if few else 'many'} leaves for PyTreeDef; expected "
+                         f"{treedef.num_leaves}{f', got {len(leaves)}' if few else '.'}")
+    return _build(treedef, iter(leaves))
 
 
 def _build(treedef: PyTreeDef, leaves):
     if treedef.node_type is None:
-        leaf = next(leaves, _END)
-        if leaf is _END:
-            raise ValueError("Too few leaves for PyTreeDef")
-        return leaf
+        return next(leaves)
     children = [_build(child, leaves) for child in treedef.children]
     node_def = _node_type_of(treedef.node_type)
     return node_def.from_iterable(treedef.aux_data, children)
