@@ -102,6 +102,7 @@ _LEAF = PyTreeDef(None)
 
 
 def tree_flatten(tree, is_leaf: Callable[[Any], bool] | None = None) -> tuple[list, PyTreeDef]:
+    """The leaves of ``tree``, left to right, and its structure."""
     if type(tree) is tuple and is_leaf is None and not any(
             type(x) in _registry or isinstance(x, tuple) for x in tree):
         return list(tree), _tuple_of_leaves(len(tree))  # the usual arguments, made quick
@@ -131,6 +132,7 @@ def _tuple_of_leaves(n: int) -> PyTreeDef:
 
 
 def tree_unflatten(treedef: PyTreeDef, leaves: Iterable):
+    """The pytree of structure ``treedef`` holding ``leaves``."""
     if type(leaves) is list:  # the usual cases, made quick: a leaf, a tuple of leaves
         if treedef is _LEAF and len(leaves) == 1:
             return leaves[0]
@@ -159,10 +161,12 @@ def _node_type_of(kind: type) -> _NodeType:
 
 
 def tree_leaves(tree, is_leaf: Callable[[Any], bool] | None = None) -> list:
+    """The leaves of ``tree``, left to right."""
     return tree_flatten(tree, is_leaf)[0]
 
 
 def tree_structure(tree, is_leaf: Callable[[Any], bool] | None = None) -> PyTreeDef:
+    """The structure of ``tree``, without its leaves."""
     return tree_flatten(tree, is_leaf)[1]
 
 
