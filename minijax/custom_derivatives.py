@@ -28,15 +28,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-from typing import Callable
-
-from typing import Any
-
-import numpy as np
+from typing import Any, Callable
 
 from minijax import dtypes
 from minijax.ad import JVPTracer, Zero
-from minijax.core import Array, Primitive, ShapedArray, Trace, Tracer, get_aval
+from minijax.core import Primitive, ShapedArray, Trace, Tracer, get_aval
 from minijax.errors import UnexpectedTracerError
 from minijax.jaxpr import eval_jaxpr, jaxpr_as_fun
 from minijax.partial_eval import DynamicJaxprTracer, trace_to_jaxpr, zeros_like_aval
