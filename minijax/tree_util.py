@@ -139,11 +139,18 @@ def tree_unflatten(treedef: PyTreeDef, leaves: Iterable):
         if treedef._key[0] is tuple and treedef._key[2] == (_LEAF._key,) * len(leaves):
             return tuple(leaves)
     leaves = list(leaves)
-    if len(leaves) != treedef.num_leaves:
-        few = len(leaves) < treedef.num_leaves
-        raise ValueError(f"Too {'few' if few else 'many'} leaves for PyTreeDef; expected "
-                         f"{treedef.num_leaves}{f', got {len(leaves)}' if few else '.'}")
-    return _build(treedef, iter(leaves))
+    rest = iter(leaves)
+    try:
+        tree = _build(treedef, rest)
+        if next(rest, _END) is _END:
+            return tree
+        raise ValueError(f"Too many leaves for PyTreeDef; expected {treedef.num_leaves}.")
+    except StopIteration:
+        raise ValueError(f"Too few leaves for PyTreeDef; expected {treedef.num_leaves}, "
+                         f"got {len(leaves)}") from None
+
+
+_END = object()
 
 
 def _build(treedef: PyTreeDef, leaves):
