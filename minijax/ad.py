@@ -182,7 +182,7 @@ class JVPTrace(Trace):
         if any(type(t) is not Zero for t in tangents[:params.get("num_consts", 0)]):
             raise CustomVJPException()  # bwd gives no cotangent for fun's closed-over values
         with set_current_trace(self.parent_trace):  # fwd gives the output and the residuals
-            outs_and_residuals = fwd(*primals)
+            outs_and_residuals = fwd(*primals, *[type(t) is not Zero for t in tangents])
         num_out = out_tree.get().num_leaves
         outs, residuals = outs_and_residuals[:num_out], outs_and_residuals[num_out:]
         with set_current_trace(self.parent_trace):
@@ -191,7 +191,8 @@ class JVPTrace(Trace):
         with set_current_trace(self.rule_trace):
             tangents_out = custom_lin_p.bind(
                 *residuals, *tangents, num_res=len(residuals), bwd=bwd,
-                out_avals=tuple(get_aval(o) for o in outs))
+                out_avals=tuple(get_aval(o) for o in outs),
+                symbolic_zeros=params["symbolic_zeros"])
         return [self.new_tracer(p, t) for p, t in zip(outs, tangents_out)]
 
 
@@ -649,8 +650,10 @@ custom_lin_p.def_impl(_no_forward_mode)
 # for any primitive without one, with NotImplementedError, as in JAX.
 
 
-def _custom_lin_transpose(cts, *args, num_res: int, bwd: Callable, out_avals):
-    cts = [instantiate_zeros(ct) for ct in cts]
+def _custom_lin_transpose(cts, *args, num_res: int, bwd: Callable, out_avals,
+                          symbolic_zeros: bool):
+    if not symbolic_zeros:  # otherwise bwd sees the Zeros, as SymbolicZeros
+        cts = [instantiate_zeros(ct) for ct in cts]
     return [None] * num_res + list(bwd(*args[:num_res], *cts))
 
 

@@ -13,15 +13,14 @@ from typing import Any, Callable
 from minijax import dtypes
 from minijax.lax import lax
 from minijax.ad import (
-    UndefinedPrimal, Zero, backward_pass, instantiate_zeros, jvp_flat, linearize_flat,
-    zeros_like_aval)
+    UndefinedPrimal, Zero, backward_pass, jvp_flat, linearize_flat, zeros_like_aval)
 from minijax.batching import move_batch_axis, not_mapped, vmap_flat
 from minijax.core import ShapedArray, get_aval
 from minijax.jaxpr import ClosedJaxpr, eval_jaxpr
 from minijax.pjit import jit
 from minijax.tree_util import (
-    broadcast_prefix, flatten_fun, leaf_paths, tree_flatten, tree_leaves, tree_structure,
-    tree_unflatten)
+    broadcast_prefix, flatten_fun, leaf_paths, register_pytree_node, tree_flatten, tree_leaves,
+    tree_structure, tree_unflatten)
 
 
 def jvp(fun: Callable, primals, tangents):
@@ -31,12 +30,12 @@ def jvp(fun: Callable, primals, tangents):
     argument of ``fun``; returns ``(primals_out, tangents_out)``.
     """
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
-        raise TypeError("primal and tangent arguments to jvp must be tuples or lists; "
+        raise TypeError("primal and tangent arguments to jax.jvp must be tuples or lists; "
                         f"found {type(primals).__name__} and {type(tangents).__name__}.")
     primals_flat, in_tree = tree_flatten(tuple(primals))
     tangents_flat, tangent_tree = tree_flatten(tuple(tangents))
     if in_tree != tangent_tree:
-        raise TypeError(f"primal and tangent arguments to jvp must have the same tree "
+        raise TypeError(f"primal and tangent arguments to jax.jvp must have the same tree "
                         f"structure; primals have tree structure {in_tree} whereas "
                         f"tangents have tree structure {tangent_tree}.")
     for p, t in zip(primals_flat, tangents_flat):
@@ -44,21 +43,29 @@ def jvp(fun: Callable, primals, tangents):
     flat_fun, out_tree = flatten_fun(fun, in_tree)
     # The values go in as given, as in JAX: an input returned unchanged comes back
     # as the same object (a Python float stays a float).
-    primals_out, tangents_out = jvp_flat(flat_fun, primals_flat, tangents_flat)
+    primals_out, tangents_out = jvp_flat(flat_fun, primals_flat, tangents_flat, False)
     return (tree_unflatten(out_tree.get(), primals_out),
-            tree_unflatten(out_tree.get(), tangents_out))
+            tree_unflatten(out_tree.get(), list(map(_instantiate, tangents_out))))
 
 
 def check_tangent(primal_aval, tangent_aval) -> None:
+    """A tangent must have its primal's shape, and its dtype (float0 for an integer
+    or boolean primal)."""
+    expected = primal_aval.to_tangent_aval().dtype
+    if tangent_aval.dtype != expected:
+        raise TypeError(f"primal and tangent arguments to jax.jvp do not match; dtypes must "
+                        f"be equal, or in case of int/bool primal dtype the tangent dtype "
+                        f"must be float0.Got primal dtype {primal_aval.dtype} and so expected "
+                        f"tangent dtype {expected}, but got tangent dtype "
+                        f"{tangent_aval.dtype} instead.")
     if primal_aval.shape != tangent_aval.shape:
-        raise ValueError(f"jvp called with different primal and tangent shapes; got "
-                         f"primal shape {primal_aval.shape} and tangent shape "
-                         f"{tangent_aval.shape}")
-    if dtypes.is_float(primal_aval.dtype) and primal_aval.dtype != tangent_aval.dtype:
-        raise TypeError(f"primal and tangent arguments to jvp do not match; dtypes must "
-                        f"be equal, got {primal_aval.dtype.name} and "
-                        f"{tangent_aval.dtype.name}")
+        raise ValueError(f"jvp called with different primal and tangent shapes;Got primal "
+                         f"shape {primal_aval.shape} and tangent shape as {tangent_aval.shape}")
 
+
+def _instantiate(t):
+    """A tangent or cotangent for the user: zeros (float0 for an integer) if symbolic."""
+    return zeros_like_aval(t.aval.to_tangent_aval()) if type(t) is Zero else t
 
 
 def make_jaxpr(fun: Callable, static_argnums: int | tuple[int, ...] = ()) -> Callable:
@@ -82,8 +89,15 @@ def linearize(fun: Callable, *primals) -> tuple[Any, Callable]:
         if tree != in_tree:
             raise TypeError(f"linearized function called on tangent values inconsistent "
                             f"with the original primal values: expected {in_tree}, got {tree}")
+        for p, t in zip(primals_flat, tangents_flat):
+            primal, tangent = get_aval(p), get_aval(t)
+            if (tangent.shape, tangent.dtype) != (primal.shape, primal.to_tangent_aval().dtype):
+                raise ValueError(f"linearized function called on tangent values inconsistent "
+                                 f"with the original primal values:\nGot tangent aval "
+                                 f"{tangent} for primal aval {primal} but expected "
+                                 f"{primal.to_tangent_aval()}.")
         outs = iter(eval_jaxpr(jaxpr, residuals, *tangents_flat))
-        tangents_out = [next(outs) if nz else zeros_like_aval(get_aval(p))
+        tangents_out = [next(outs) if nz else _instantiate(Zero(get_aval(p)))
                         for p, nz in zip(primals_out, nonzeros)]
         return tree_unflatten(out_tree.get(), tangents_out)
 
@@ -93,40 +107,60 @@ def linearize(fun: Callable, *primals) -> tuple[Any, Callable]:
 def vjp(fun: Callable, *primals, has_aux: bool = False):
     """``fun``'s output at ``primals`` and a function from output cotangents to
     input cotangents; with ``has_aux``, ``fun`` returns ``(output, aux)`` and so
-    does the call, followed by the aux data."""
-    out, aux, primals_out, pullback = _vjp(fun, primals, has_aux)
-    out_struct = tree_structure(out)
-
-    def f_vjp(cotangent):
-        cts_flat, tree = tree_flatten(cotangent)
-        if tree != out_struct:
-            raise ValueError(f"Tree structure of cotangent input {tree}, does not match "
-                            f"structure of primal output {out_struct}.")
-        for ct, p in zip(cts_flat, primals_out):
-            _check_cotangent(get_aval(ct), get_aval(p))
-        return pullback(cts_flat)
-
+    does the call, followed by the aux data.  The function is a ``VJP``, a pytree
+    holding the residuals, so it can be passed in and out of transformed functions."""
+    out, aux, primals_out, pullback, residuals = _vjp(fun, primals, has_aux)
+    f_vjp = VJP(functools.partial(_checked_pullback, tree_structure(out),
+                                  [get_aval(p) for p in primals_out], pullback), residuals)
     return (out, f_vjp, aux) if has_aux else (out, f_vjp)
+
+
+class VJP:
+    """The function ``vjp`` returns: a pullback applied to residuals.  The residuals
+    are its pytree leaves, the pullback is part of its structure."""
+
+    def __init__(self, pullback: Callable, residuals: list):
+        self.pullback, self.residuals = pullback, residuals
+
+    def __call__(self, cotangent):
+        return self.pullback(self.residuals, cotangent)
+
+
+register_pytree_node(VJP, lambda f: (f.residuals, f.pullback),
+                     lambda pullback, residuals: VJP(pullback, list(residuals)))
+
+
+def _checked_pullback(out_struct, out_avals: list, pullback: Callable, residuals: list,
+                      cotangent):
+    cts_flat, tree = tree_flatten(cotangent)
+    if tree != out_struct:
+        raise ValueError(f"Tree structure of cotangent input {tree}, does not match "
+                         f"structure of primal output {out_struct}.")
+    for ct, aval in zip(cts_flat, out_avals):
+        _check_cotangent(get_aval(ct), aval)
+    return pullback(residuals, cts_flat)
 
 
 def _vjp(fun: Callable, primals: tuple, has_aux: bool):
     """What vjp and value_and_grad share: the output, the aux data, the flat
-    outputs, and the pullback from the flat output cotangents to the inputs'."""
+    outputs, the pullback from the residuals and the flat output cotangents to the
+    inputs' cotangents, and the residuals."""
     primals_flat, in_tree = tree_flatten(primals)
     flat_fun, out_tree = flatten_fun(_split_aux(fun) if has_aux else fun, in_tree)
     primals_out, nonzeros, jaxpr, residuals = linearize_flat(flat_fun, primals_flat)
     out = tree_unflatten(out_tree.get(), primals_out)
     out, aux = out if has_aux else (out, None)
+    out_avals = [get_aval(p) for p in primals_out]
+    undefined = [UndefinedPrimal(get_aval(p)) for p in primals_flat]
 
-    def pullback(cts_flat: list):
+    def pullback(residuals: list, cts_flat: list):
         # Aux outputs are not differentiated: their cotangents are zero.
-        cts_out = cts_flat + [Zero(get_aval(p)) for p in primals_out[len(cts_flat):]]
-        undefined = [UndefinedPrimal(get_aval(p)) for p in primals_flat]
+        cts_out = cts_flat + [Zero(aval) for aval in out_avals[len(cts_flat):]]
         cts_in = backward_pass(jaxpr, residuals, undefined,
                                [ct for ct, nz in zip(cts_out, nonzeros) if nz])
-        return tree_unflatten(in_tree, [instantiate_zeros(ct) for ct in cts_in])
+        return tree_unflatten(in_tree, list(map(_instantiate, cts_in)))
 
-    return out, aux, primals_out, pullback
+    return out, aux, primals_out, pullback, residuals
 
 
 def _split_aux(fun: Callable) -> Callable:
@@ -140,22 +174,30 @@ def _split_aux(fun: Callable) -> Callable:
 
 
 def _check_cotangent(ct_aval: ShapedArray, primal_aval: ShapedArray) -> None:
-    if ct_aval.shape != primal_aval.shape or ct_aval.dtype != primal_aval.dtype:
-        raise ValueError(f"unexpected cotangent type {ct_aval.str_short()} for an output "
-                         f"of type {primal_aval.str_short()}")
+    """As JAX checks it: a cotangent must have its output's shape, and a float dtype
+    if the output is a float, any dtype if not (its cotangent is zero anyway)."""
+    expected = primal_aval.to_tangent_aval()
+    if ct_aval.shape != expected.shape or (dtypes.is_float(expected.dtype) and not
+                                           dtypes.is_float(ct_aval.dtype)):
+        raise ValueError(f"unexpected JAX type (e.g. shape/dtype) for argument to VJP "
+                         f"function: got {ct_aval.str_short(False)}, but expected "
+                         f"{expected.str_short(False)} because the corresponding output of "
+                         f"the differentiated function had JAX type "
+                         f"{primal_aval.str_short(False)}")
 
 
 def value_and_grad(fun: Callable, argnums: int | tuple[int, ...] = 0,
-                   has_aux: bool = False) -> Callable:
+                   has_aux: bool = False, allow_int: bool = False) -> Callable:
     """A function returning ``fun``'s value and its gradient with respect to the
-    arguments ``argnums``."""
+    arguments ``argnums``.  With ``allow_int``, those may be integers or booleans,
+    whose gradient is zero, of dtype float0."""
 
     @functools.wraps(fun)
     def value_and_grad_f(*args, **kwargs):
         positions = _check_argnums(argnums, args)
         for i in positions:
             for leaf in tree_leaves(args[i]):
-                _check_input_dtype(leaf)
+                _check_input_dtype(leaf, allow_int)
 
         def fun_of_diff_args(*diff_args):
             full = list(args)
@@ -164,18 +206,20 @@ def value_and_grad(fun: Callable, argnums: int | tuple[int, ...] = 0,
             return fun(*full, **kwargs)  # keyword arguments are not differentiated
 
         diff_args = tuple(args[i] for i in positions)
-        ans, aux, _, pullback = _vjp(fun_of_diff_args, diff_args, has_aux)
+        ans, aux, _, pullback, residuals = _vjp(fun_of_diff_args, diff_args, has_aux)
         _check_scalar(ans)
-        grads = pullback([lax.full_like(ans, 1)])
+        grads = pullback(residuals, [lax.full_like(ans, 1)])
         grads = grads[0] if isinstance(argnums, int) else grads
         return ((ans, aux), grads) if has_aux else (ans, grads)
 
     return value_and_grad_f
 
 
-def grad(fun: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False) -> Callable:
-    """The gradient of a scalar function with respect to the arguments ``argnums``."""
-    value_and_grad_f = value_and_grad(fun, argnums, has_aux)
+def grad(fun: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = False,
+         allow_int: bool = False) -> Callable:
+    """The gradient of a scalar function with respect to the arguments ``argnums``
+    (see ``value_and_grad`` for ``allow_int``)."""
+    value_and_grad_f = value_and_grad(fun, argnums, has_aux, allow_int)
 
     @functools.wraps(fun)
     def grad_f(*args, **kwargs):
@@ -198,13 +242,13 @@ def _check_argnums(argnums, args) -> tuple[int, ...]:
     return tuple(i % len(args) for i in positions)
 
 
-def _check_input_dtype(x) -> None:
+def _check_input_dtype(x, allow_int: bool) -> None:
     dtype = get_aval(x).dtype
-    if not dtypes.is_float(dtype):
+    if not dtypes.is_float(dtype) and not allow_int:
         raise TypeError(
             f"grad requires real- or complex-valued inputs (input dtype that is a "
             f"sub-dtype of np.inexact), but got {dtype.name}. If you want to use "
-            f"Boolean- or integer-valued inputs, use vjp.")
+            f"Boolean- or integer-valued inputs, use vjp or set allow_int to True.")
 
 
 def _check_scalar(x) -> None:
@@ -217,7 +261,9 @@ def _check_scalar(x) -> None:
                         f"Output had shape: {aval.shape}.")
     if not dtypes.is_float(aval.dtype):
         raise TypeError(f"grad requires real-valued outputs (output dtype that is a "
-                        f"sub-dtype of np.floating), but got {aval.dtype.name}.")
+                        f"sub-dtype of np.floating), but got {aval.dtype.name}. For "
+                        f"differentiation of functions with integer outputs, use jax.vjp "
+                        f"directly.")
 
 
 def _axis_size(fun: Callable, args: tuple, args_flat: list, in_axes: list,

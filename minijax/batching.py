@@ -12,7 +12,7 @@ import functools
 from typing import Any, Callable
 
 from minijax.lax import lax
-from minijax.ad import add_jaxvals_p, custom_lin_p
+from minijax.ad import Zero, add_jaxvals_p, custom_lin_p
 from minijax.core import (
     Trace, TraceTag, Tracer, get_aval, set_current_trace, take_current_trace)
 from minijax.jaxpr import Jaxpr, cache_per_jaxpr, convert_constvars_jaxpr, jaxpr_as_fun
@@ -31,8 +31,7 @@ class BatchTracer(Tracer):
 
     @property
     def aval(self):
-        aval = get_aval(self.val)
-        return aval.update(shape=aval.shape[:self.batch_dim] + aval.shape[self.batch_dim + 1:])
+        return _unbatched(get_aval(self.val), self.batch_dim)
 
     def _short_repr(self) -> str:
         return f"VmapTracer(aval={self.aval}, batched={get_aval(self.val)})"
@@ -84,7 +83,7 @@ class BatchTrace(Trace):
         # fwd's outputs and residuals, and bwd's inputs, are all batched at axis 0,
         # so the batched rules agree with each other.
         outs = primitive.bind_with_trace(
-            self.parent_trace, (batch(fun, dims), batch(fwd, dims),
+            self.parent_trace, (batch(fun, dims), batch(fwd, dims + (not_mapped,) * len(dims)),
                                 _batch_bwd(bwd, self.tag, self.axis_size, dims), *vals), params)
         return [BatchTracer(self, o, 0) for o in outs]
 
@@ -124,14 +123,23 @@ def vmap_flat(f: Callable, axis_size: int, in_dims, args, tag: TraceTag | None =
 def batch_subtrace(tag: TraceTag | None, axis_size: int, f: Callable, in_dims=None) -> Callable:
     """``f`` (flat in, flat out) batched, with every output's batch axis at 0.
 
-    ``in_dims`` gives the inputs' batch axes; None means all at axis 0.
+    ``in_dims`` gives the inputs' batch axes; None means all at axis 0.  Symbolic
+    zeros, which custom rules may take and return, are not batched: they lose
+    their batch axis on the way in, and get it back at 0 on the way out.
     """
     @functools.wraps(f)
     def f_batched(*args):
         dims = list(in_dims) if in_dims is not None else [0] * len(args)
+        args = [Zero(_unbatched(x.aval, d)) if type(x) is Zero else x for x, d in zip(args, dims)]
+        dims = [not_mapped if type(x) is Zero else d for x, d in zip(args, dims)]
         outs, out_dims = vmap_flat(f, axis_size, dims, args, tag)
-        return [move_batch_axis(axis_size, d, 0, o) for o, d in zip(outs, out_dims)]
+        return [Zero(o.aval.update(shape=(axis_size, *o.aval.shape))) if type(o) is Zero
+                else move_batch_axis(axis_size, d, 0, o) for o, d in zip(outs, out_dims)]
     return f_batched
+
+
+def _unbatched(aval, dim):
+    return aval if dim is not_mapped else aval.update(shape=aval.shape[:dim] + aval.shape[dim + 1:])
 
 
 def move_batch_axis(axis_size: int, src, dst, x):

@@ -49,10 +49,15 @@ class ShapedArray:
                            self.dtype if dtype is None else dtype,
                            self.weak_type if weak_type is None else weak_type)
 
+    def to_tangent_aval(self) -> ShapedArray:
+        """The type of this type's tangents: itself for floats, float0 otherwise."""
+        return self.update(dtype=dtypes.tangent_dtype(self.dtype))
+
     def str_short(self, short_dtypes: bool = True) -> str:
         """The short form used in jaxprs, like ``f32[3,4]`` (``float32[3,4]`` with
         ``short_dtypes=False``, as some of JAX's error messages write it)."""
-        dtype = _SHORT_DTYPE_NAMES[self.dtype] if short_dtypes else self.dtype.name
+        dtype = (_SHORT_DTYPE_NAMES[self.dtype] if short_dtypes or self.dtype == dtypes.float0
+                 else self.dtype.name)
         return f"{dtype}[{','.join(map(str, self.shape))}]"
 
     def __eq__(self, other):
@@ -69,10 +74,11 @@ class ShapedArray:
 
     def __repr__(self):
         weak = ", weak_type=True" if self.weak_type else ""
-        return f"ShapedArray({self.dtype.name}[{','.join(map(str, self.shape))}]{weak})"
+        return f"ShapedArray({self.str_short(short_dtypes=False)}{weak})"
 
 
-_SHORT_DTYPE_NAMES = {dtypes.float32: "f32", dtypes.int32: "i32", dtypes.bool_: "bool"}
+_SHORT_DTYPE_NAMES = {dtypes.float32: "f32", dtypes.int32: "i32", dtypes.bool_: "bool",
+                      dtypes.float0: "float0"}
 
 
 # Python numbers are weakly typed: an int or float takes the type of the arrays it

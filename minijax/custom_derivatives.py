@@ -17,21 +17,29 @@ output cotangent to input cotangents.  Its ``custom_vjp_call`` is processed
 like ``custom_jvp_call``, except under differentiation: there ``fwd`` gives the
 output, and the tangent is ``custom_lin``, a linear primitive whose transpose
 is ``bwd`` (see ``ad.py``).
+
+Tangents known to be zero reach the rules as arrays of zeros, or, for rules
+defined with ``symbolic_zeros=True``, as ``SymbolicZero`` objects, the user's view
+of ``ad.Zero``.  The tangent of an integer or boolean value is always zero, of
+dtype ``float0``.  ``closure_convert`` and ``custom_gradient`` are built on these.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
-from typing import Callable
+from typing import Any, Callable
 
-from minijax.core import Primitive, Trace, Tracer, get_aval
+from minijax import dtypes
+from minijax.ad import JVPTracer, Zero
+from minijax.core import Primitive, ShapedArray, Trace, Tracer, get_aval
 from minijax.errors import UnexpectedTracerError
-from minijax.jaxpr import jaxpr_as_fun
-from minijax.lax.lax import zeros_like
-from minijax.partial_eval import zeros_like_aval
+from minijax.jaxpr import eval_jaxpr, jaxpr_as_fun
+from minijax.partial_eval import DynamicJaxprTracer, trace_to_jaxpr, zeros_like_aval
 from minijax.pjit import compile_jaxpr
 from minijax.tree_util import (
-    Store, broadcast_prefix, flatten_fun, tree_flatten, tree_map, tree_unflatten)
+    Partial, Store, broadcast_prefix, flatten_fun, leaf_paths, tree_flatten, tree_map,
+    tree_structure, tree_unflatten)
 
 
 def forward_attr(self, name: str):
@@ -97,6 +105,88 @@ for _p in (custom_jvp_call_p, custom_vjp_call_p):
 
 
 # ---------------------------------------------------------------------------
+# Zero tangents as rules see them.
+
+
+class SymbolicZero:
+    """A tangent or cotangent known to be zero, as a rule defined with
+    ``symbolic_zeros=True`` receives it: no array, only a type, whose ``shape``,
+    ``dtype`` and other attributes it answers for."""
+
+    def __init__(self, aval: ShapedArray):
+        self.aval = aval
+
+    def __repr__(self):
+        return "SymbolicZero"
+
+    def __getattr__(self, name: str):
+        if name == "aval":  # not set yet (while copying, say): no recursion
+            raise AttributeError(name)
+        return getattr(self.aval, name)
+
+    @staticmethod
+    def from_primal_value(x) -> SymbolicZero:
+        return SymbolicZero(get_aval(x).to_tangent_aval())
+
+
+def zero_from_primal(val, symbolic_zeros: bool = False):
+    """Zero tangents for the pytree of primals ``val``: a ``SymbolicZero`` per leaf,
+    or arrays of zeros (of dtype float0 for integers and booleans)."""
+    return tree_map(lambda x: _zero_tangent(get_aval(x), symbolic_zeros), val)
+
+
+def _zero_tangent(aval: ShapedArray, symbolic: bool):
+    aval = aval.to_tangent_aval()
+    return SymbolicZero(aval) if symbolic else zeros_like_aval(aval)
+
+
+def _to_rule(t, aval: ShapedArray, symbolic: bool):
+    """A tangent of a value of type ``aval`` as a rule receives it: ``ad.Zero``
+    becomes a ``SymbolicZero`` or zeros, and the tangent of an integer, always zero,
+    float0 zeros, as in JAX."""
+    if type(t) is Zero or not dtypes.is_float(aval.dtype):
+        return _zero_tangent(aval, symbolic)
+    return t
+
+
+def _from_rule(t, primal):
+    """A tangent a rule returned, for the machinery: zeros of an integer, and symbolic
+    zeros, become ``ad.Zero``."""
+    if type(t) is SymbolicZero or not dtypes.is_float(get_aval(primal).dtype):
+        return Zero(get_aval(primal))
+    return t
+
+
+@dataclasses.dataclass(slots=True)
+class CustomVJPPrimal:
+    """An argument of a ``custom_vjp`` forward rule defined with
+    ``symbolic_zeros=True``: the primal ``value`` and whether it is ``perturbed``,
+    that is, carries a tangent."""
+
+    value: Any
+    perturbed: bool
+
+
+def custom_vjp_primal_tree_values(tree):
+    """The values of a pytree of ``CustomVJPPrimal`` leaves."""
+    def value(leaf):
+        if type(leaf) is not CustomVJPPrimal:
+            raise TypeError(f"unexpected leaf type {type(leaf)}")
+        return leaf.value
+    return tree_map(value, tree)
+
+
+def _nondiff_argnums(fun: Callable, argnums, argnames) -> tuple[int, ...]:
+    """``argnums`` and the positions of the parameters of ``fun`` named in
+    ``argnames`` (those that can be passed by position), as JAX infers them."""
+    names = (argnames,) if isinstance(argnames, str) else tuple(argnames)
+    params = inspect.signature(fun).parameters.values() if names else ()
+    named = {i for i, p in enumerate(params)
+             if p.kind is p.POSITIONAL_OR_KEYWORD and p.name in names}
+    return tuple(sorted(named | set(argnums)))
+
+
+# ---------------------------------------------------------------------------
 # custom_jvp.
 
 
@@ -105,19 +195,25 @@ class custom_jvp:  # noqa: N801  (JAX's name)
 
     The rule takes ``(primals, tangents)``, tuples with one entry per argument,
     and returns ``(primal_out, tangent_out)``.  Arguments listed in
-    ``nondiff_argnums`` are not differentiated and are passed to the rule first.
+    ``nondiff_argnums``, or named in ``nondiff_argnames``, are not differentiated
+    and are passed to the rule first.
     """
 
-    def __init__(self, fun: Callable, nondiff_argnums: tuple[int, ...] = ()):
+    def __init__(self, fun: Callable, nondiff_argnums: tuple[int, ...] = (),
+                 nondiff_argnames: tuple[str, ...] = ()):
         functools.update_wrapper(self, fun)
         self.fun = fun
-        self.nondiff_argnums = tuple(nondiff_argnums)
+        self.nondiff_argnums = _nondiff_argnums(fun, nondiff_argnums, nondiff_argnames)
         self.jvp: Callable | None = None
+        self.symbolic_zeros = False
 
     __getattr__ = forward_attr
 
-    def defjvp(self, jvp: Callable) -> Callable:
+    def defjvp(self, jvp: Callable, symbolic_zeros: bool = False) -> Callable:
+        """Set the rule.  With ``symbolic_zeros``, the tangent of an input that is
+        not differentiated is a ``SymbolicZero`` instead of an array of zeros."""
         self.jvp = jvp
+        self.symbolic_zeros = symbolic_zeros
         return jvp
 
     def defjvps(self, *jvps: Callable | None) -> None:
@@ -130,7 +226,7 @@ class custom_jvp:  # noqa: N801  (JAX's name)
             primal_out = self(*primals)
             contributions = [rule(t, primal_out, *primals)
                              for rule, t in zip(jvps, tangents) if rule is not None]
-            zero = tree_map(zeros_like, primal_out)
+            zero = zero_from_primal(primal_out, symbolic_zeros=True)
             return primal_out, functools.reduce(_add_trees, contributions, zero)
 
         self.defjvp(jvp)
@@ -145,9 +241,9 @@ class custom_jvp:  # noqa: N801  (JAX's name)
         flat_fun, out_tree = flatten_fun(fun, in_tree)
         # Whichever of fun and the rule runs records the output structure.
         flat_jvp = _flatten_jvp(jvp, in_tree, out_tree, name,
-                                getattr(self.jvp, "__name__", "jvp"))
+                                getattr(self.jvp, "__name__", "jvp"), self.symbolic_zeros)
         outs = custom_jvp_call_p.bind(flat_fun, flat_jvp, *args_flat, name=name,
-                                      symbolic_zeros=False)
+                                      symbolic_zeros=self.symbolic_zeros)
         return tree_unflatten(out_tree.get(), outs)
 
 
@@ -203,13 +299,14 @@ def _holds_tracers(x) -> bool:
 
 
 def _flatten_jvp(jvp: Callable, in_tree, out_tree: Store, primal_name: str,
-                 jvp_name: str) -> Callable:
+                 jvp_name: str, symbolic_zeros: bool) -> Callable:
     """The rule as a function of flat primals and tangents, checking what it returns."""
     def flat_jvp(*primals_and_tangents):
         n = len(primals_and_tangents) // 2
-        primals = tree_unflatten(in_tree, primals_and_tangents[:n])
-        tangents = tree_unflatten(in_tree, primals_and_tangents[n:])
-        pair = jvp(primals, tangents)
+        primals_in = primals_and_tangents[:n]
+        tangents_in = [_to_rule(t, get_aval(p), symbolic_zeros)
+                       for t, p in zip(primals_and_tangents[n:], primals_in)]
+        pair = jvp(tree_unflatten(in_tree, primals_in), tree_unflatten(in_tree, tangents_in))
         if not isinstance(pair, (list, tuple)) or len(pair) != 2:
             raise TypeError(f"Custom JVP rule {jvp_name} for function {primal_name} must "
                             f"produce a pair (list or tuple of length two) representing "
@@ -225,21 +322,30 @@ def _flatten_jvp(jvp: Callable, in_tree, out_tree: Store, primal_name: str,
             raise TypeError(f"Custom JVP rule {jvp_name} for function {primal_name} must "
                             f"produce a pair whose first element has the output structure "
                             f"of {primal_name}, {out_tree.get()}, but it had {primal_tree}.")
-        for p, t in zip(primals_out, tangents_out):
-            _check_tangent_type(get_aval(p), get_aval(t))
+        _check_tangent_types([get_aval(p) for p in primals_out],
+                             [t.aval if type(t) is SymbolicZero else get_aval(t)
+                              for t in tangents_out])
         out_tree.set(primal_tree)
-        return [*primals_out, *tangents_out]
+        return [*primals_out, *map(_from_rule, tangents_out, primals_out)]
 
     flat_jvp.__name__ = jvp_name
     return flat_jvp
 
 
-def _check_tangent_type(primal, tangent) -> None:
-    if primal.shape != tangent.shape or primal.dtype != tangent.dtype:
-        raise TypeError(f"Custom JVP rule must produce primal and tangent outputs with "
-                        f"corresponding shapes and dtypes. Expected "
-                        f"{primal.str_short(False)} (tangent type of {primal.str_short(False)}) "
-                        f"but got {tangent.str_short(False)}.")
+def _check_tangent_types(primals: list, tangents: list) -> None:
+    """Each output tangent must have the type of its primal's tangents."""
+    wrong = [(p, p.to_tangent_aval(), t) for p, t in zip(primals, tangents)
+             if (p.shape, p.to_tangent_aval().dtype) != (t.shape, t.dtype)]
+    message = ("Custom JVP rule must produce primal and tangent outputs with corresponding "
+               "shapes and dtypes")
+    if wrong and len(primals) == 1:
+        (p, expected, t), = wrong
+        raise TypeError(f"{message}. Expected {expected.str_short(False)} (tangent type of "
+                        f"{p.str_short(False)}) but got {t.str_short(False)}.")
+    if wrong:
+        raise TypeError(f"{message}, but got:\n" + "\n".join(
+            f"  primal {p.str_short(False)} with tangent {t.str_short(False)}, expecting "
+            f"tangent {expected.str_short(False)}" for p, expected, t in wrong))
 
 
 def _check_rule_primals(jvp: Callable, out_avals: list, name: str) -> Callable:
@@ -263,7 +369,8 @@ def _check_rule_primals(jvp: Callable, out_avals: list, name: str) -> Callable:
 
 
 def _add_trees(a, b):
-    return tree_map(lambda x, y: x + y, a, b)
+    return tree_map(lambda x, y: y if type(x) is SymbolicZero else
+                    x if type(y) is SymbolicZero else x + y, a, b)
 
 
 # ---------------------------------------------------------------------------
@@ -275,22 +382,28 @@ class custom_vjp:  # noqa: N801  (JAX's name)
 
     ``fwd`` has ``fun``'s signature and returns ``(output, residuals)``;
     ``bwd(residuals, output_cotangent)`` returns a tuple with one cotangent per
-    argument (None for zero).  Arguments in ``nondiff_argnums`` are passed to
-    ``bwd`` first and get no cotangent.
+    argument (None for zero).  Arguments in ``nondiff_argnums``, or named in
+    ``nondiff_argnames``, are passed to ``bwd`` first and get no cotangent.
     """
 
-    def __init__(self, fun: Callable, nondiff_argnums: tuple[int, ...] = ()):
+    def __init__(self, fun: Callable, nondiff_argnums: tuple[int, ...] = (),
+                 nondiff_argnames: tuple[str, ...] = ()):
         functools.update_wrapper(self, fun)
         self.fun = fun
-        self.nondiff_argnums = tuple(nondiff_argnums)
+        self.nondiff_argnums = _nondiff_argnums(fun, nondiff_argnums, nondiff_argnames)
         self.fwd: Callable | None = None
         self.bwd: Callable | None = None
+        self.symbolic_zeros = False
 
     __getattr__ = forward_attr
 
-    def defvjp(self, fwd: Callable, bwd: Callable) -> None:
+    def defvjp(self, fwd: Callable, bwd: Callable, symbolic_zeros: bool = False) -> None:
+        """Set the rules.  With ``symbolic_zeros``, ``fwd`` receives a
+        ``CustomVJPPrimal`` in place of each leaf of its arguments, and ``bwd`` a
+        ``SymbolicZero`` for each output cotangent known to be zero."""
         self.fwd = fwd
         self.bwd = bwd
+        self.symbolic_zeros = symbolic_zeros
 
     def __call__(self, *args, **kwargs):
         name = getattr(self.fun, "__name__", "fun")
@@ -305,12 +418,13 @@ class custom_vjp:  # noqa: N801  (JAX's name)
         out_tree, res_tree = Store(), Store()
         flat_fun, fun_out_tree = flatten_fun(lambda *dyn: self.fun(*merge(dyn)), in_tree)
         flat_fwd = _flatten_fwd(lambda *dyn: self.fwd(*merge(dyn)), in_tree, out_tree,
-                                res_tree, name, _name(self.fwd))
+                                res_tree, name, _name(self.fwd), self.symbolic_zeros)
         flat_bwd = _flatten_bwd(lambda res, ct: self.bwd(*nondiff.values(), res, ct),
-                                tuple(dynamic), out_tree, res_tree, _name(self.bwd))
+                                tuple(dynamic), out_tree, res_tree, _name(self.bwd),
+                                self.symbolic_zeros)
         outs = custom_vjp_call_p.bind(_recording(flat_fun, fun_out_tree, out_tree), flat_fwd,
                                       flat_bwd, *args_flat, out_tree=out_tree, name=name,
-                                      symbolic_zeros=False)
+                                      symbolic_zeros=self.symbolic_zeros)
         return tree_unflatten(out_tree.get(), outs)
 
 
@@ -346,8 +460,14 @@ def _recording(flat_fun: Callable, fun_out_tree: Store, out_tree: Store) -> Call
 
 
 def _flatten_fwd(fwd: Callable, in_tree, out_tree: Store, res_tree: Store,
-                 primal_name: str, fwd_name: str) -> Callable:
-    def flat_fwd(*args):
+                 primal_name: str, fwd_name: str, symbolic_zeros: bool) -> Callable:
+    """fwd as a function of the flat primals followed by a flag per primal, true if
+    it carries a tangent; it returns the flat outputs then the flat residuals."""
+    def flat_fwd(*primals_and_perturbed):
+        n = len(primals_and_perturbed) // 2
+        args = primals_and_perturbed[:n]
+        if symbolic_zeros:
+            args = list(map(CustomVJPPrimal, args, primals_and_perturbed[n:]))
         pair = fwd(*tree_unflatten(in_tree, args))
         if not isinstance(pair, (list, tuple)) or len(pair) != 2:
             raise TypeError(f"Custom VJP fwd rule {fwd_name} for function {primal_name} "
@@ -368,19 +488,23 @@ def _flatten_fwd(fwd: Callable, in_tree, out_tree: Store, res_tree: Store,
 
 
 def _flatten_bwd(bwd: Callable, primals: tuple, out_tree: Store, res_tree: Store,
-                 bwd_name: str) -> Callable:
-    in_avals, in_tree = [get_aval(x) for x in tree_flatten(primals)[0]], tree_flatten(primals)[1]
+                 bwd_name: str, symbolic_zeros: bool) -> Callable:
+    """bwd as a function of the flat residuals then output cotangents, returning an
+    array per input: zeros where bwd gave None or a symbolic zero."""
+    leaves, in_tree = tree_flatten(primals)
+    in_avals, paths = [get_aval(x) for x in leaves], leaf_paths(primals)
 
     def flat_bwd(*res_and_cts):
         num_res = res_tree.get().num_leaves
         residuals = tree_unflatten(res_tree.get(), res_and_cts[:num_res])
-        ct = tree_unflatten(out_tree.get(), res_and_cts[num_res:])
-        cts_in = bwd(residuals, ct)
+        cts = [_to_rule(ct, ct.aval if type(ct) is Zero else get_aval(ct), symbolic_zeros)
+               for ct in res_and_cts[num_res:]]
+        cts_in = bwd(residuals, tree_unflatten(out_tree.get(), cts))
         cts_in = tuple(cts_in) if isinstance(cts_in, list) else cts_in  # as JAX allows
         try:
             if not isinstance(cts_in, tuple):
                 raise ValueError("not a tuple")
-            leaves = broadcast_prefix(cts_in, primals)
+            cts_flat = broadcast_prefix(cts_in, primals)
         except ValueError:
             raise TypeError(
                 f"Custom VJP bwd rule must produce an output with the same container "
@@ -388,18 +512,108 @@ def _flatten_bwd(bwd: Callable, primals: tuple, out_tree: Store, res_tree: Store
                 f"particular must produce a tuple of length equal to the number of "
                 f"arguments to the primal function, but got bwd output structure "
                 f"{tree_flatten(cts_in)[1]} for primal input structure {in_tree}.") from None
-        return [zeros_like_aval(aval) if ct is None else _checked(ct, aval)
-                for ct, aval in zip(leaves, in_avals)]
+        return list(map(_checked, cts_flat, in_avals, paths))
 
     flat_bwd.__name__ = bwd_name
     return flat_bwd
 
 
-def _checked(ct, aval):
+def _checked(ct, aval: ShapedArray, path: str):
+    """The cotangent bwd gave for an input of type ``aval``, checked as JAX checks
+    it: any dtype of the right shape will do for a float input; an integer input's
+    cotangent (float0) is zero whatever bwd says."""
+    if not dtypes.is_float(aval.dtype) or ct is None:
+        return zeros_like_aval(aval)
+    if type(ct) is SymbolicZero:
+        if (ct.shape, ct.dtype) != (aval.shape, aval.dtype):
+            raise ValueError(
+                f"Custom VJP bwd rule produced a SymbolicZero with a shape/dtype that does "
+                f"not match the corresponding input tangent shape/dtype: at output{path} "
+                f"the SymbolicZero had shape/dtype {ct.aval.str_short(False)} while the "
+                f"corresponding input had shape/dtype {aval.str_short(False)}. Consider "
+                f"just returning a None here instead of a SymbolicZero object.")
+        return zeros_like_aval(aval)
     ct_aval = get_aval(ct)
-    if ct_aval.shape != aval.shape or ct_aval.dtype != aval.dtype:
+    if ct_aval.shape != aval.shape:
+        dtypes_differ = "the dtypes do not match, and " if ct_aval.dtype != aval.dtype else ""
         raise ValueError(f"Custom VJP bwd rule must produce an output with the same type "
-                         f"as the args tuple of the primal function, but it produced an "
-                         f"output of type {ct_aval.str_short()} corresponding to an input "
-                         f"of type {aval.str_short()}")
+                         f"as the args tuple of the primal function, but at output{path} "
+                         f"the bwd rule produced an output of type {ct_aval.str_short(False)} "
+                         f"corresponding to an input of type {aval.str_short(False)}, so "
+                         f"{dtypes_differ}the shapes do not match")
     return ct
+
+
+# ---------------------------------------------------------------------------
+# Closure conversion, and custom_gradient.
+
+
+def closure_convert(fun: Callable, *example_args) -> tuple[Callable, list]:
+    """``fun``, at the types of ``example_args``, with the values it closes over
+    that may be differentiated (tracers of differentiation, and float values being
+    staged) turned into extra arguments: returns the converted function, which takes
+    ``fun``'s arguments followed by those values, and the list of the values.
+
+    A ``custom_vjp`` or ``custom_jvp`` function that takes a function as an argument
+    can then receive the values it closes over as ordinary, differentiable arguments.
+    """
+    return _closure_convert(fun, example_args, _maybe_perturbed)
+
+
+def _closure_convert(fun: Callable, example_args: tuple, hoist: Callable[[Any], bool]
+                     ) -> tuple[Callable, list]:
+    """``fun`` staged at the example arguments' types, as a function of its
+    arguments followed by the constants for which ``hoist`` is true."""
+    args_flat, in_tree = tree_flatten(example_args)
+    flat_fun, out_tree = flatten_fun(fun, in_tree)
+    jaxpr, consts = trace_to_jaxpr(flat_fun, [get_aval(x) for x in args_flat])
+    hoisted = [hoist(c) for c in consts]
+
+    def converted(*args_and_consts):
+        num_args = len(args_and_consts) - sum(hoisted)
+        args_flat, tree = tree_flatten(args_and_consts[:num_args])
+        if tree != in_tree:
+            raise TypeError(f"The inputs to the closure produced by closure_convert must "
+                            f"have the same Pytree structure as the example arguments "
+                            f"passed when closure_convert was called. Expected {in_tree}, "
+                            f"but got {tree}")
+        given = iter(args_and_consts[num_args:])
+        all_consts = [next(given) if h else c for c, h in zip(consts, hoisted)]
+        return tree_unflatten(out_tree.get(), eval_jaxpr(jaxpr, all_consts, *args_flat))
+
+    return converted, [c for c, h in zip(consts, hoisted) if h]
+
+
+def _maybe_perturbed(x) -> bool:
+    """Whether ``x`` may carry a tangent, by JAX's rule: a differentiation tracer
+    does (minijax makes none for a zero tangent), so may a staged float (it may be
+    differentiated later); another tracer does if a value it holds does."""
+    if isinstance(x, JVPTracer):
+        return True
+    if isinstance(x, DynamicJaxprTracer):
+        return dtypes.is_float(x.aval.dtype)
+    return isinstance(x, Tracer) and any(_maybe_perturbed(getattr(x, name))
+                                         for name in type(x).__slots__)
+
+
+def custom_gradient(fun: Callable) -> custom_vjp:
+    """A function with a custom VJP, from one ``fun`` that returns its value and its
+    VJP: ``fun(*args)`` returns ``(output, vjp)``, where ``vjp(output_cotangent)``
+    gives the cotangents of the arguments (a tuple, or one value for one argument).
+    The VJP may close over values ``fun`` computed: they become residuals."""
+    @custom_vjp
+    def wrapped_fun(*args, **kwargs):
+        return fun(*args, **kwargs)[0]
+
+    def fwd(*args, **kwargs):
+        out, vjp = fun(*args, **kwargs)
+        converted, residuals = _closure_convert(vjp, (out,), lambda _: True)
+        return out, (Partial(converted), residuals)
+
+    def bwd(res, cotangent):
+        vjp, residuals = res
+        cts = vjp(cotangent, *residuals)
+        return (cts,) if tree_structure(cts).node_type is None else cts
+
+    wrapped_fun.defvjp(fwd, bwd)
+    return wrapped_fun

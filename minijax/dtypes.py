@@ -14,9 +14,12 @@ import numpy as np
 float32 = np.dtype("float32")
 int32 = np.dtype("int32")
 bool_ = np.dtype("bool")
+# The type of the tangents of integers and booleans, which can only be zero: JAX's
+# float0, a NumPy dtype of zero bytes, whose arrays hold no data and allow no arithmetic.
+float0 = np.dtype([("float0", "V")])
 
 # Every dtype minijax computes with; wider NumPy dtypes are narrowed to these.
-_CANONICAL = {"f": float32, "i": int32, "u": int32, "b": bool_}
+_CANONICAL = {"f": float32, "i": int32, "u": int32, "b": bool_, "V": float0}
 _KIND_RANK = {"b": 0, "i": 1, "f": 2}
 
 
@@ -31,6 +34,11 @@ def canonicalize(dtype) -> np.dtype:
 
 def is_float(dtype) -> bool:
     return np.dtype(dtype).kind == "f"
+
+
+def tangent_dtype(dtype) -> np.dtype:
+    """The dtype of tangents and cotangents of values of ``dtype``."""
+    return np.dtype(dtype) if is_float(dtype) else float0
 
 
 # Every binary operation asks this: remembering the answer for each combination

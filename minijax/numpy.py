@@ -348,6 +348,11 @@ def mean(x, axis=None):
 # Shapes.
 
 
+def ndim(a) -> int:
+    """The number of dimensions of an array, a Python scalar or anything with ``ndim``."""
+    return a.ndim if hasattr(a, "ndim") else np.ndim(a)
+
+
 def broadcast_to(x, shape):
     x = _as_operand(x)
     shape = tuple(shape)

@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from minijax import dtypes
 from minijax.lax import lax
 from minijax.core import (
     Array, ShapedArray, Trace, Tracer, get_aval, set_current_trace, to_array)
@@ -99,7 +100,7 @@ class DynamicJaxprTrace(Trace):
         """As for custom_jvp; the leading arguments get zero cotangents."""
         call_jaxpr, consts = self._stage_call(fun, args)
         if consts:
-            fwd, bwd = _without_leading_args(fwd, len(consts)), _zeros_first(bwd, consts)
+            fwd, bwd = _without_leading_tangents(fwd, len(consts)), _zeros_first(bwd, consts)
             params = dict(params, num_consts=params.get("num_consts", 0) + len(consts))
         return self.add_eqn(primitive, [*consts, *args],
                             dict(params, call_jaxpr=call_jaxpr, fwd=fwd, bwd=bwd),
@@ -122,16 +123,14 @@ class DynamicJaxprTrace(Trace):
 
 
 def _without_leading_tangents(jvp: Callable, num_consts: int) -> Callable:
+    """A rule taking primals then tangents (or, for fwd, flags), minus those of the
+    leading ``num_consts`` arguments."""
     @functools.wraps(jvp)
     def jvp_without_consts(*primals_and_tangents):
         n = len(primals_and_tangents) // 2
         primals, tangents = primals_and_tangents[:n], primals_and_tangents[n:]
         return jvp(*primals[num_consts:], *tangents[num_consts:])
     return jvp_without_consts
-
-
-def _without_leading_args(f: Callable, num_consts: int) -> Callable:
-    return functools.wraps(f)(lambda *args: f(*args[num_consts:]))
 
 
 def _zeros_first(bwd: Callable, consts: list) -> Callable:
@@ -172,7 +171,10 @@ def inline_scalar_literals(jaxpr: Jaxpr, consts: list) -> tuple[Jaxpr, list]:
 
 
 def zeros_like_aval(aval: ShapedArray):
-    """Zeros of type ``aval``, made as JAX makes them: a broadcast scalar."""
+    """Zeros of type ``aval``, made as JAX makes them: a broadcast scalar (for float0,
+    which allows no operation, an array of that shape)."""
+    if aval.dtype == dtypes.float0:
+        return Array(np.zeros(aval.shape, aval.dtype))
     return lax.broadcast_in_dim(Array(np.zeros((), aval.dtype), aval.weak_type), aval.shape, ())
 
 

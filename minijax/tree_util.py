@@ -71,6 +71,9 @@ class PyTreeDef:
     def __hash__(self):
         return self._hash
 
+    def unflatten(self, leaves: Iterable):
+        return tree_unflatten(self, leaves)
+
     @property
     def num_leaves(self) -> int:
         return 1 if self.node_type is None else sum(c.num_leaves for c in self.children)
@@ -99,6 +102,7 @@ _LEAF = PyTreeDef(None)
 
 
 def tree_flatten(tree, is_leaf: Callable[[Any], bool] | None = None) -> tuple[list, PyTreeDef]:
+    """The leaves of ``tree``, left to right, and its structure."""
     if is_leaf is None:  # the usual cases, made quick: a leaf, a tuple of leaves
         if type(tree) not in _registry and not isinstance(tree, tuple):
             return [tree], _LEAF
@@ -131,16 +135,22 @@ def _tuple_of_leaves(n: int) -> PyTreeDef:
 
 
 def tree_unflatten(treedef: PyTreeDef, leaves: Iterable):
+    """The pytree of structure ``treedef`` holding ``leaves``."""
     if type(leaves) is list or type(leaves) is tuple:  # the usual cases, made quick
         if treedef is _LEAF and len(leaves) == 1:
             return leaves[0]
         if treedef._key[0] is tuple and treedef._key[2] == (_LEAF._key,) * len(leaves):
             return tuple(leaves)
-    leaves = iter(leaves)
-    tree = _build(treedef, leaves)
-    if next(leaves, _END) is not _END:
-        raise ValueError(f"Too many leaves for PyTreeDef {treedef}")
-    return tree
+    leaves = list(leaves)
+    rest = iter(leaves)
+    try:
+        tree = _build(treedef, rest)
+        if next(rest, _END) is _END:
+            return tree
+        raise ValueError(f"Too many leaves for PyTreeDef; expected {treedef.num_leaves}.")
+    except StopIteration:
+        raise ValueError(f"Too few leaves for PyTreeDef; expected {treedef.num_leaves}, "
+                         f"got {len(leaves)}") from None
 
 
 _END = object()
@@ -148,10 +158,7 @@ _END = object()
 
 def _build(treedef: PyTreeDef, leaves):
     if treedef.node_type is None:
-        leaf = next(leaves, _END)
-        if leaf is _END:
-            raise ValueError("Too few leaves for PyTreeDef")
-        return leaf
+        return next(leaves)
     children = [_build(child, leaves) for child in treedef.children]
     node_def = _node_type_of(treedef.node_type)
     return node_def.from_iterable(treedef.aux_data, children)
@@ -163,12 +170,64 @@ def _node_type_of(kind: type) -> _NodeType:
     return _NodeType(None, lambda _, xs: kind(*xs))  # a namedtuple
 
 
-def tree_leaves(tree) -> list:
-    return tree_flatten(tree)[0]
+def tree_leaves(tree, is_leaf: Callable[[Any], bool] | None = None) -> list:
+    """The leaves of ``tree``, left to right."""
+    return tree_flatten(tree, is_leaf)[0]
 
 
-def tree_structure(tree) -> PyTreeDef:
-    return tree_flatten(tree)[1]
+def tree_structure(tree, is_leaf: Callable[[Any], bool] | None = None) -> PyTreeDef:
+    """The structure of ``tree``, without its leaves."""
+    return tree_flatten(tree, is_leaf)[1]
+
+
+_NO_INITIALIZER = object()
+
+
+def tree_reduce(function: Callable, tree, initializer: Any = _NO_INITIALIZER,
+                is_leaf: Callable[[Any], bool] | None = None):
+    """``functools.reduce`` over the leaves of ``tree``."""
+    leaves = tree_leaves(tree, is_leaf)
+    if initializer is _NO_INITIALIZER:
+        return functools.reduce(function, leaves)
+    return functools.reduce(function, leaves, initializer)
+
+
+def tree_all(tree, *, is_leaf: Callable[[Any], bool] | None = None) -> bool:
+    """Whether every leaf of ``tree`` is true."""
+    return all(tree_leaves(tree, is_leaf))
+
+
+def tree_broadcast(prefix_tree, full_tree, is_leaf: Callable[[Any], bool] | None = None):
+    """``prefix_tree`` with each of its leaves repeated over the subtree of
+    ``full_tree`` it stands for: a tree of ``full_tree``'s structure."""
+    treedef = tree_structure(full_tree, is_leaf)
+    return tree_unflatten(treedef, broadcast_prefix(prefix_tree, full_tree))
+
+
+def tree_transpose(outer_treedef: PyTreeDef, inner_treedef: PyTreeDef | None,
+                   pytree_to_transpose):
+    """Turn a tree of structure outer-of-inner into one of structure inner-of-outer
+    (the inner structure, if not given, is that of the first inner tree)."""
+    subtrees = _flatten_up_to(outer_treedef, pytree_to_transpose)
+    if inner_treedef is None:
+        inner_treedef = tree_structure(subtrees[0])
+    leaves, treedef = tree_flatten(pytree_to_transpose)
+    if treedef.num_leaves != inner_treedef.num_leaves * outer_treedef.num_leaves:
+        expected = tree_structure(tree_unflatten(outer_treedef, [tree_unflatten(
+            inner_treedef, [0] * inner_treedef.num_leaves)] * outer_treedef.num_leaves))
+        raise TypeError(f"Mismatch\n{treedef}\n != \n{expected}")
+    rows = [leaves[i:i + inner_treedef.num_leaves]
+            for i in range(0, len(leaves), inner_treedef.num_leaves or 1)]
+    return tree_unflatten(inner_treedef, [tree_unflatten(outer_treedef, list(column))
+                                          for column in zip(*rows)])
+
+
+def _flatten_up_to(treedef: PyTreeDef, tree) -> list:
+    """The subtrees of ``tree`` at the places of the leaves of ``treedef``."""
+    if treedef.node_type is None:
+        return [tree]
+    children = _node_type(tree)[1].to_iterable(tree)[0]
+    return [sub for c, child in zip(treedef.children, children) for sub in _flatten_up_to(c, child)]
 
 
 def leaf_paths(tree) -> list[str]:
@@ -225,6 +284,16 @@ def broadcast_prefix(prefix, tree) -> list:
     if aux != prefix_aux or len(children) != len(prefix_children):
         raise ValueError(f"expected {tree_structure(tree)}, got {tree_structure(prefix)}")
     return [leaf for p, t in zip(prefix_children, children) for leaf in broadcast_prefix(p, t)]
+
+
+class Partial(functools.partial):
+    """``functools.partial`` as a pytree: its arguments are the leaves and its
+    function is part of the structure, so it can pass in and out of transformed
+    functions."""
+
+
+register_pytree_node(Partial, lambda p: ((p.args, p.keywords), p.func),
+                     lambda func, xs: Partial(func, *xs[0], **xs[1]))
 
 
 # ---------------------------------------------------------------------------

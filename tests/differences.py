@@ -131,16 +131,6 @@ def subnormal(m) -> bool:
     return True
 
 
-def float0(m) -> bool:
-    import jax
-
-    if m.real.error is None:
-        leaves = jax.tree_util.tree_leaves(m.real.value)
-        if any(getattr(leaf, "dtype", None) == jax.dtypes.float0 for leaf in leaves):
-            return True
-    return "float0" in m.text()
-
-
 ZERO_DERIVATIVE = ("jnp.sign", "jnp.floor", "jnp.ceil", "jnp.round", "astype", " > ", " < ",
                    " == ", " != ", " >= ", " <= ", "jnp.where", "jnp.isnan", "jnp.isfinite",
                    "zeros_like", "ones_like", "jnp.any", "jnp.all")
@@ -173,15 +163,6 @@ def sequential_vmap_loop(m) -> bool:
 
 
 DELIBERATE = [
-    Entry(
-        "float0",
-        "Tangents of integers and booleans",
-        "A tangent or cotangent of an integer or boolean value is an array of zeros of the "
-        "value's own dtype in minijax; JAX gives it the special dtype `float0`, and asks "
-        "for `float0` cotangents of such outputs. minijax has three dtypes only.",
-        float0,
-        "def program(x, y):\n    return jax.jvp(lambda a: a > 0.5, (x,), (y,))",
-        np.array([0.3, 0.7], np.float32), np.array([1.0, 1.0], np.float32)),
     Entry(
         "complex",
         "Complex numbers",

@@ -202,9 +202,6 @@ def test_subnormals_flush_to_zero_as_in_jax():
     assert_same(lambda jax, jnp: jax.grad(log1pexp(jnp))(88.0))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "grad's message for an integer input ends 'use vjp.'; JAX's ends 'use vjp or set "
-    "allow_int to True.' (minijax's grad has no allow_int)"))
 def test_grad_integer_input_message_matches_jax_exactly():
     def message(jax, jnp):
         try:
