@@ -116,8 +116,8 @@ def _lax_map(jax, jnp):
 
 
 def _lax_map_batched(jax, jnp):
-    return lambda x: jax.lax.map(lambda v: jnp.sin(v) * jnp.sum(x), jax.lax.concatenate([x, x, x], 0),
-                                 batch_size=4)
+    return lambda x: jax.lax.map(lambda v: jnp.sin(v) * jnp.sum(x),
+                                 jax.lax.concatenate([x, x, x], 0), batch_size=4)
 
 
 FUNCTIONS = {

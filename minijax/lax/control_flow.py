@@ -226,6 +226,11 @@ def _split_args(args, n1: int, n2: int) -> tuple:
     return args[:n1], args[n1:n1 + n2], args[n1 + n2:]
 
 
+def _pick(items, flags, keep: bool = True) -> list:
+    """The items whose flag is ``keep``."""
+    return [x for x, f in zip(items, flags) if f == keep]
+
+
 def _carry_fixed_point(flags_out: Callable[[list], list], flags: list) -> list:
     """Which carries are unknown, nonzero or batched: those whose initial value is,
     and those the body makes so from one that is.  Found as JAX does, by running
@@ -465,13 +470,11 @@ def _bind_scan(jaxpr: Jaxpr, consts: list, init: list, xs: list, params: dict) -
     fixed = [o is i for o, i in zip(carry_outs, carry_ins)]
     x_index = {v: k for k, v in enumerate(x_ins)}
     y_source = [x_index.get(v) for v in y_outs]
-    moving = lambda items, keep: [x for x, k in zip(items, keep) if k]  # noqa: E731
-    body = Jaxpr([], [*moving(carry_ins, fixed), *const_ins,
-                      *moving(carry_ins, [not f for f in fixed]), *x_ins], jaxpr.eqns,
-                 [*moving(carry_outs, [not f for f in fixed]),
-                  *moving(y_outs, [k is None for k in y_source])])
-    new_consts = [*moving(init, fixed), *consts]
-    outs = iter(scan_p.bind(*new_consts, *moving(init, [not f for f in fixed]), *xs, jaxpr=body,
+    body = Jaxpr([], [*_pick(carry_ins, fixed), *const_ins, *_pick(carry_ins, fixed, False),
+                      *x_ins], jaxpr.eqns,
+                 [*_pick(carry_outs, fixed, False), *_pick(y_outs, y_source, None)])
+    new_consts = [*_pick(init, fixed), *consts]
+    outs = iter(scan_p.bind(*new_consts, *_pick(init, fixed, False), *xs, jaxpr=body,
                             num_consts=len(new_consts), num_carry=fixed.count(False), **params))
     carry = [c if f else next(outs) for c, f in zip(init, fixed)]
     return carry + [next(outs) if k is None else xs[k] for k in y_source]
@@ -527,10 +530,9 @@ def _scan_jvp(primals, tangents, *, jaxpr, num_consts, num_carry, **params):
     carry_nz = _carry_fixed_point(lambda nz: jvp_jaxpr(
         jaxpr, tuple(const_nz + nz + xs_nz), (*nz, *ys_inst))[2][:num_carry], init_nz)
     nonzeros = tuple(const_nz + carry_nz + xs_nz)
-    body, body_consts, out_nz = _jvp_scan_jaxpr(jaxpr, nonzeros, num_consts, num_carry)
+    body, body_consts, out_nz, sizes, dot_sizes = _jvp_scan_jaxpr(
+        jaxpr, nonzeros, num_consts, num_carry)
     dots = [instantiate_zeros(t) for t, nz in zip(tangents, nonzeros) if nz]
-    sizes = [num_consts, num_carry, len(primals) - num_consts - num_carry]
-    dot_sizes = [sum(g) for g in _split_args(nonzeros, num_consts, num_carry)]
     outs = scan_p.bind(*body_consts, *_regroup([*primals, *dots], sizes, dot_sizes), jaxpr=body,
                        num_consts=len(body_consts) + num_consts + dot_sizes[0],
                        num_carry=num_carry + dot_sizes[1], **params)
@@ -553,9 +555,9 @@ def _jvp_scan_jaxpr(jaxpr: Jaxpr, nonzeros: tuple, num_consts: int, num_carry: i
     sizes = [num_consts, num_carry, len(nonzeros) - num_consts - num_carry]
     dot_sizes = [sum(g) for g in _split_args(nonzeros, num_consts, num_carry)]
     out_dot_sizes = [sum(out_nz[:num_carry]), sum(out_nz[num_carry:])]
-    body = Jaxpr([], [*jvp.invars[:len(consts)], *_regroup(jvp.invars[len(consts):], sizes, dot_sizes)],
-                 jvp.eqns, _regroup(jvp.outvars, [num_carry, num_ys], out_dot_sizes))
-    return body, consts, out_nz
+    invars = [*jvp.invars[:len(consts)], *_regroup(jvp.invars[len(consts):], sizes, dot_sizes)]
+    body = Jaxpr([], invars, jvp.eqns, _regroup(jvp.outvars, [num_carry, num_ys], out_dot_sizes))
+    return body, consts, out_nz, sizes, dot_sizes
 
 
 @cache_per_jaxpr
@@ -587,17 +589,15 @@ def _split_scan(jaxpr: Jaxpr, unknowns: tuple, num_consts: int, num_carry: int):
     intensive = [i is not None and i < num_kc for i in source]
     forwarded = [i is not None and i >= num_kc + num_kk for i in source]
     stacked = [not a and not b for a, b in zip(intensive, forwarded)]
-    pick = lambda items, keep: [x for x, k in zip(items, keep) if k]  # noqa: E731
     known = Jaxpr([], known.invars, known.eqns,
-                  known.outvars[:num_known_out] + pick(residuals, stacked))
-    extensive = [not a for a in intensive]
-    unknown = Jaxpr([], [*pick(residuals, intensive), *unknown.invars[num_res:],
-                         *pick(residuals, extensive)], unknown.eqns, unknown.outvars)
+                  known.outvars[:num_known_out] + _pick(residuals, stacked))
+    unknown = Jaxpr([], [*_pick(residuals, intensive), *unknown.invars[num_res:],
+                         *_pick(residuals, intensive, False)], unknown.eqns, unknown.outvars)
     # Staged again, so that its variables are its own, not shared with the known part.
     unknown = _stage_exact(jaxpr_as_fun(unknown), unknown.in_avals)
     res_source = [i if f else None for i, f in zip(source, forwarded)]
     return (known, unknown, const_uk + carry_uk + xs_uk, out_uk,
-            pick(source, intensive) + pick(res_source, extensive), sum(intensive))
+            _pick(source, intensive) + _pick(res_source, intensive, False), sum(intensive))
 
 
 def _partial_scan(params: dict, unknowns, inputs: list):
@@ -656,10 +656,10 @@ def _scan_transpose(cts, *args, jaxpr, reverse, num_consts, num_carry, **params)
     xs_lin = [is_undefined_primal(x) for x in xs]
     body, body_consts = _transposed_scan_jaxpr(
         jaxpr, (*const_lin, *(True,) * num_carry, *xs_lin), num_consts, num_carry)
-    ct_consts = [zeros_like_aval(c.aval) for c in consts if is_undefined_primal(c)]
+    ct_consts = [zeros_like_aval(c.aval) for c in _pick(consts, const_lin)]
     outs = scan_p.bind(
-        *body_consts, *[c for c in consts if not is_undefined_primal(c)], *ct_consts,
-        *[instantiate_zeros(ct) for ct in cts], *[x for x in xs if not is_undefined_primal(x)],
+        *body_consts, *_pick(consts, const_lin, False), *ct_consts,
+        *[instantiate_zeros(ct) for ct in cts], *_pick(xs, xs_lin, False),
         jaxpr=body, reverse=not reverse, num_consts=len(body_consts) + const_lin.count(False),
         num_carry=len(ct_consts) + num_carry, **params)
     ct_consts, ct_carry, ct_xs = (iter(g) for g in _split_args(outs, len(ct_consts), num_carry))
@@ -686,10 +686,9 @@ def _transposed_scan_jaxpr(jaxpr: Jaxpr, linear: tuple, num_consts: int, num_car
         return [*[add_tangents(a, b) for a, b in zip(sums, outs)], *outs[num_sums:]]
 
     const_avals, _, xs_avals = _split_args(jaxpr.in_avals, num_consts, num_carry)
-    pick = lambda avals, flags, keep: [a for a, f in zip(avals, flags) if f == keep]  # noqa: E731
-    new, extra = _stage_flat(body, [*[get_aval(c) for c in consts], *pick(const_avals, const_lin, False),
-                                    *pick(const_avals, const_lin, True), *jaxpr.out_avals,
-                                    *pick(xs_avals, xs_lin, False)])
+    new, extra = _stage_flat(body, [
+        *[get_aval(c) for c in consts], *_pick(const_avals, const_lin, False),
+        *_pick(const_avals, const_lin), *jaxpr.out_avals, *_pick(xs_avals, xs_lin, False)])
     return new, [*extra, *consts]
 
 
