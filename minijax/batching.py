@@ -258,17 +258,14 @@ def _dot_general_rule(axis_size, vals, dims, *, dimension_numbers, preferred_ele
     return lax.dot_general(x, y, numbers, preferred_element_type), len(x_batch) + x_free
 
 
-def vmap_jaxpr(jaxpr: Jaxpr, axis_size: int, dims_in: tuple) -> tuple[Jaxpr, list]:
-    """The batched version of ``jaxpr``, with every output batched at axis 0."""
-    return batch_jaxpr(jaxpr, axis_size, dims_in, (True,) * len(jaxpr.outvars))[:2]
-
-
 @cache_per_jaxpr
-def batch_jaxpr(jaxpr: Jaxpr, axis_size: int, dims_in: tuple, instantiate: tuple[bool, ...]
-                ) -> tuple[Jaxpr, list, list[bool]]:
+def vmap_jaxpr(jaxpr: Jaxpr, axis_size: int, dims_in: tuple,
+               instantiate: bool | tuple[bool, ...] = True) -> tuple[Jaxpr, list, list[bool]]:
     """The batched version of ``jaxpr``, its constants, and which outputs it batches
     (at axis 0): those that depend on a batched input, and those ``instantiate`` asks
-    for; the others are left unbatched."""
+    for (all if True, or one flag per output); the others are left unbatched."""
+    if not isinstance(instantiate, tuple):
+        instantiate = (instantiate,) * len(jaxpr.outvars)
     out_batched: list[bool] = []
 
     def batched(*args):

@@ -26,7 +26,7 @@ from minijax.ad import (
     transpose_jaxpr, primitive_transposes)
 from minijax.api import vmap
 from minijax.batching import (
-    batch_jaxpr, move_batch_axis, vmap_flat, vmap_jaxpr, primitive_batchers)
+    move_batch_axis, vmap_flat, vmap_jaxpr, primitive_batchers)
 from minijax.core import Array, Primitive, ShapedArray, Tracer, concrete_or_error, get_aval
 from minijax.jaxpr import (
     Jaxpr, JaxprEqn, Var, cache_per_jaxpr, convert_constvars_jaxpr, jaxpr_as_fun)
@@ -299,8 +299,8 @@ def _while_batch(axis_size, vals, dims, *, cond_jaxpr, body_jaxpr, cond_nconsts,
 def _batched_while_jaxprs(cond_jaxpr, body_jaxpr, axis_size, cond_dims, body_dims):
     num_carry = len(body_jaxpr.outvars)
     carry_dims = (0,) * num_carry
-    batched_cond, cc = vmap_jaxpr(cond_jaxpr, axis_size, cond_dims + carry_dims)
-    batched_body, bc = vmap_jaxpr(body_jaxpr, axis_size, body_dims + carry_dims)
+    batched_cond, cc, _ = vmap_jaxpr(cond_jaxpr, axis_size, cond_dims + carry_dims)
+    batched_body, bc, _ = vmap_jaxpr(body_jaxpr, axis_size, body_dims + carry_dims)
     num_cc, num_bc, body_nconsts = len(cc), len(bc), len(body_dims)
 
     def any_lane(*args):  # (vmap consts of cond, cond consts, carry)
@@ -700,8 +700,8 @@ def _scan_batch(axis_size, vals, dims, *, jaxpr, num_consts, num_carry, **params
     ys_inst = (False,) * (len(jaxpr.outvars) - num_carry)
 
     def batched(carry_b):
-        return batch_jaxpr(jaxpr, axis_size, tuple(0 if b else None for b in
-                                                   const_b + carry_b + xs_b), (*carry_b, *ys_inst))
+        dims_in = tuple(0 if b else None for b in const_b + carry_b + xs_b)
+        return vmap_jaxpr(jaxpr, axis_size, dims_in, (*carry_b, *ys_inst))
     carry_b = _carry_fixed_point(lambda b: batched(b)[2][:num_carry], init_b)
     body, body_consts, out_b = batched(carry_b)
     to = [0 if b else None for b in const_b + carry_b] + [1 if b else None for b in xs_b]
@@ -872,7 +872,7 @@ def _cond_batch(axis_size, vals, dims, *, branches):
     index, *args = vals
     index_dim, *arg_dims = dims
     if index_dim is None:
-        batched = [vmap_jaxpr(b, axis_size, tuple(arg_dims)) for b in branches]
+        batched = [vmap_jaxpr(b, axis_size, tuple(arg_dims))[:2] for b in branches]
         new_branches = _join_consts([b for b, _ in batched], [c for _, c in batched])
         consts = [c for _, cs in batched for c in cs]
         outs = cond_p.bind(index, *consts, *args, branches=new_branches)
