@@ -757,12 +757,12 @@ def fori_loop(lower, upper, body_fun: Callable, init_val, *, unroll: int | bool 
     if lower_dtype != upper_dtype:
         raise TypeError(f"lower and upper arguments to fori_loop must have equal types, got "
                         f"{lower_dtype.name} and {upper_dtype.name}")
-    if _is_static_int(lower) and _is_static_int(upper):
+    start, stop = _concrete_int(lower), _concrete_int(upper)
+    if start is not None and stop is not None:
         def step(loop_carry, _):  # JAX's name, which its messages show
             i, val = loop_carry
             return (i + 1, body_fun(i, val)), None
-        length = max(int(upper) - int(lower), 0)
-        carry, _ = scan(step, (int(lower), init_val), None, length,
+        carry, _ = scan(step, (start, init_val), None, max(stop - start, 0),
                         unroll=False if unroll is None else unroll)
         return carry[1]
     if unroll is not None and unroll is not False and unroll != 1:
@@ -780,11 +780,14 @@ def fori_loop(lower, upper, body_fun: Callable, init_val, *, unroll: int | bool 
     return while_loop(cond, body, (lower, upper, init_val))[2]
 
 
-def _is_static_int(x) -> bool:
-    """A bound known while tracing: a Python or NumPy int, or a concrete int array."""
-    if isinstance(x, bool) or isinstance(x, Tracer):
-        return False
-    return np.ndim(x) == 0 and np.issubdtype(np.asarray(x).dtype, np.integer)
+def _concrete_int(x) -> int | None:
+    """A bound known while tracing, as JAX finds one: a concrete value that int() takes."""
+    if isinstance(x, Tracer) and x.to_concrete_value() is None:
+        return None
+    try:
+        return int(x)
+    except TypeError:
+        return None
 
 
 def _int32(i: int):
