@@ -1,4 +1,4 @@
-"""The seven measures of README.md's Performance section, each a function returning
+"""The eight measures of README.md's Performance section, each a function returning
 rows of the table.
 
 A row holds one comparison: minijax's figure, what it is compared with, the
@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 
 import minijax  # noqa: E402
 import minijax.numpy as mjnp  # noqa: E402
+from minijax.pjit import compile_jaxpr  # noqa: E402
 from benchmarks.timing import (  # noqa: E402
     compare, fmt_bytes, fmt_time, once, peak_memory, profile)
 
@@ -278,9 +279,18 @@ def unrolled_sqrt(num_steps: int):
     return sqrt
 
 
+def scan_sqrt(num_steps: int):
+    """The same iteration as a fori_loop with static bounds: a scan, which reverse mode
+    differentiates by storing the residuals of every iteration."""
+    def sqrt(a):
+        return minijax.lax.fori_loop(0, num_steps, lambda i, x: 0.5 * (x + a / x), a)
+    return sqrt
+
+
 def fixed_point_memory() -> list[Row]:
     rows, peaks = [], {}
-    for kind, make in [("implicit", fixed_point_with_steps), ("unrolled", unrolled_sqrt)]:
+    for kind, make in [("implicit", fixed_point_with_steps), ("unrolled", unrolled_sqrt),
+                       ("scan", scan_sqrt)]:
         for n in (10, 100, 1000):
             g = minijax.grad(make(n))
             assert np.isclose(float(g(2.)), 0.5 / np.sqrt(2.), rtol=1e-5)  # also warms caches
@@ -295,6 +305,11 @@ def fixed_point_memory() -> list[Row]:
             6, f"grad of fixed_point, implicit: peak memory at {n} steps",
             fmt_bytes(peaks["implicit", n]), f"unrolled at {n} steps {fmt_bytes(peaks['unrolled', n])}",
             peaks["implicit", n] / peaks["unrolled", n]))
+    for n in (100, 1000):
+        rows.append(_row(
+            6, f"grad of the same iteration as a scan (fori_loop): peak memory at {n} steps",
+            fmt_bytes(peaks["scan", n]), f"itself at 10 steps {fmt_bytes(peaks['scan', 10])}",
+            peaks["scan", n] / peaks["scan", 10]))
     return rows
 
 
@@ -335,7 +350,50 @@ def test_suite() -> list[Row]:
     return rows
 
 
+# ---------------------------------------------------------------------------
+# 8. A loop is one scan: staging it costs the same for any number of iterations.
+
+LOOP_STEPS = 10_000
+
+
+def decay_loop(lib, np_like, num_steps: int):
+    """A fresh fori_loop of ``num_steps`` iterations (fresh, so nothing is cached)."""
+    def body(i, v):
+        return v * 0.9 + np_like.sin(v)
+    return lambda x: lib.lax.fori_loop(0, num_steps, body, x)
+
+
+def _stage_and_generate(num_steps: int) -> None:
+    """make_jaxpr of the loop, then the code of its jaxpr and of the scan's body."""
+    closed = minijax.make_jaxpr(decay_loop(minijax, mjnp, num_steps))(1.)
+    compile_jaxpr(closed.jaxpr)
+    for eqn in closed.jaxpr.eqns:
+        compile_jaxpr(eqn.params["jaxpr"], "scan_body")
+
+
+def scan_loops() -> list[Row]:
+    small, large = once(lambda: _stage_and_generate(10)), once(lambda: _stage_and_generate(
+        LOOP_STEPS))
+    mine = minijax.grad(decay_loop(minijax, mjnp, LOOP_STEPS))
+    theirs = jax.grad(decay_loop(jax, jjnp, LOOP_STEPS))
+    assert np.isclose(float(mine(1.)), float(theirs(1.)), atol=1e-6)
+    t = compare({"minijax": lambda: mine(1.),
+                 "jax": lambda: theirs(1.).block_until_ready()})
+    first_mine = once(lambda: minijax.jit(decay_loop(minijax, mjnp, LOOP_STEPS))(1.))
+    first_jax = once(lambda: jax.jit(decay_loop(jax, jjnp, LOOP_STEPS))(1.).block_until_ready())
+    return [
+        _row(8, f"make_jaxpr and code generation of fori_loop, {LOOP_STEPS:,} iterations",
+             fmt_time(large), f"itself at 10 iterations {fmt_time(small)}", large / small, 1.5,
+             why=partial(profile, lambda: _stage_and_generate(LOOP_STEPS))),
+        _row(8, f"eager grad through fori_loop, {LOOP_STEPS:,} iterations",
+             fmt_time(t["minijax"]), f"JAX eager {fmt_time(t['jax'])}",
+             t["minijax"] / t["jax"], 3, why=partial(profile, lambda: mine(1.))),
+        _row(8, f"first call of jit(fori_loop), {LOOP_STEPS:,} iterations (running them too)",
+             fmt_time(first_mine), f"JAX {fmt_time(first_jax)}", first_mine / first_jax),
+    ]
+
+
 MEASURES: dict[int, Callable[[], list[Row]]] = {
     1: eager_grad, 2: jit_call, 3: jit_grad_big, 4: staging_scaling, 5: vmap_grad,
-    6: fixed_point_memory, 7: test_suite,
+    6: fixed_point_memory, 7: test_suite, 8: scan_loops,
 }

@@ -247,20 +247,23 @@ def linearize_flat(f: Callable, primals: list) -> tuple[list, list[bool], Jaxpr,
 
 
 @cache_per_jaxpr
-def jvp_jaxpr(jaxpr: Jaxpr, nonzeros: tuple[bool, ...], instantiate: bool = False
-              ) -> tuple[Jaxpr, list, list[bool]]:
+def jvp_jaxpr(jaxpr: Jaxpr, nonzeros: tuple[bool, ...],
+              instantiate: bool | tuple[bool, ...] = False) -> tuple[Jaxpr, list, list[bool]]:
     """A jaxpr from (inputs, their nonzero tangents) to (outputs, their nonzero
-    tangents, or all their tangents if ``instantiate``); also its constants and
-    which output tangents it returns."""
+    tangents, and the tangents ``instantiate`` asks for: all if True, or one flag
+    per output); also its constants and which output tangents it returns."""
     n = len(jaxpr.invars)
     out_nonzeros: list[bool] = []
+    if not isinstance(instantiate, tuple):
+        instantiate = (instantiate,) * len(jaxpr.outvars)
 
     def jvp_traceable(*args):
         nz_tangents = iter(args[n:])
         tangents = [next(nz_tangents) if nz else Zero(aval)
                     for nz, aval in zip(nonzeros, jaxpr.in_avals)]
-        primals_out, tangents_out = jvp_flat(jaxpr_as_fun(jaxpr), args[:n], tangents,
-                                             instantiate)
+        primals_out, tangents_out = jvp_flat(jaxpr_as_fun(jaxpr), args[:n], tangents, False)
+        tangents_out = [instantiate_zeros(t) if inst else t
+                        for t, inst in zip(tangents_out, instantiate)]
         out_nonzeros[:] = [type(t) is not Zero for t in tangents_out]
         return [*primals_out, *[t for t in tangents_out if type(t) is not Zero]]
 

@@ -267,17 +267,26 @@ def _dot_general_rule(axis_size, vals, dims, *, dimension_numbers, preferred_ele
 
 
 @cache_per_jaxpr
-def vmap_jaxpr(jaxpr: Jaxpr, axis_size: int, dims_in: tuple) -> tuple[Jaxpr, list]:
-    """The batched version of ``jaxpr``, with every output batched at axis 0."""
+def vmap_jaxpr(jaxpr: Jaxpr, axis_size: int, dims_in: tuple,
+               instantiate: bool | tuple[bool, ...] = True) -> tuple[Jaxpr, list, list[bool]]:
+    """The batched version of ``jaxpr``, its constants, and which outputs it batches
+    (at axis 0): those that depend on a batched input, and those ``instantiate`` asks
+    for (all if True, or one flag per output); the others are left unbatched."""
+    if not isinstance(instantiate, tuple):
+        instantiate = (instantiate,) * len(jaxpr.outvars)
+    out_batched: list[bool] = []
+
     def batched(*args):
         outs, dims_out = vmap_flat(jaxpr_as_fun(jaxpr), axis_size, list(dims_in), list(args))
-        return [move_batch_axis(axis_size, d, 0, o) for o, d in zip(outs, dims_out)]
+        out_batched[:] = [d is not not_mapped or inst for d, inst in zip(dims_out, instantiate)]
+        return [move_batch_axis(axis_size, d, 0 if b else not_mapped, o)
+                for o, d, b in zip(outs, dims_out, out_batched)]
 
     in_avals = [aval if d is not_mapped else
                 aval.update(shape=aval.shape[:d] + (axis_size,) + aval.shape[d:])
                 for aval, d in zip(jaxpr.in_avals, dims_in)]
     new_jaxpr, consts = trace_to_jaxpr(batched, in_avals)
-    return convert_constvars_jaxpr(new_jaxpr), consts
+    return convert_constvars_jaxpr(new_jaxpr), consts, out_batched
 
 
 for _p in (lax.neg_p, lax.sign_p, lax.floor_p, lax.ceil_p, lax.round_p, lax.sin_p,

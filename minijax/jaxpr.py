@@ -177,7 +177,10 @@ class _Namer:
         return self.names[atom]
 
 
-def pp_jaxpr(jaxpr: Jaxpr, indent: int = 0, name: _Namer | None = None) -> str:
+def pp_jaxpr(jaxpr: Jaxpr, indent: int = 0, name: _Namer | None = None,
+             column: int | None = None) -> str:
+    """The jaxpr as JAX prints it; its first line starts at ``column`` (after a
+    parameter's name, say), the others at ``indent``."""
     name = name or _Namer()
     used = {x for eqn in jaxpr.eqns for x in eqn.inputs if isinstance(x, Var)}
     used |= {v for v in jaxpr.outvars if isinstance(v, Var)}
@@ -192,7 +195,7 @@ def pp_jaxpr(jaxpr: Jaxpr, indent: int = 0, name: _Namer | None = None) -> str:
     outs = ", ".join(map(name, jaxpr.outvars))
     tail = f"in ({outs},) }}" if len(jaxpr.outvars) == 1 else f"in ({outs}) }}"
     flat = f"{head} {'; '.join(eqns)} {tail}"
-    if "\n" not in flat and indent + len(flat) <= _WIDTH:
+    if "\n" not in flat and (indent if column is None else column) + len(flat) <= _WIDTH:
         return flat
     pad = " " * indent
     body = "".join(f"\n{pad}    {eqn}" for eqn in eqns)
@@ -206,8 +209,9 @@ def _pp_eqn(eqn: JaxprEqn, name: _Namer, binder: Callable, indent: int) -> str:
     # An output structure (a Store) is not shown, as JAX does not show its own.
     keys = sorted((k for k, v in eqn.params.items() if not isinstance(v, Store)),
                   key=lambda k: (k != "name", k))
-    # A jit's jaxpr starts its own names; other nested jaxprs continue ours.
-    params = [f"{k}={_pp_param(eqn.params[k], indent + 2, None if k == 'jaxpr' else name)}"
+    # A jit's jaxpr starts its own names; other nested jaxprs (a scan's) continue ours.
+    fresh = "jaxpr" if eqn.primitive.name == "jit" else None
+    params = [f"{k}={_pp_param(eqn.params[k], indent + 2, None if k == fresh else name, k)}"
               for k in keys]
     flat = f"{lhs} = {eqn.primitive.name}{'[' + ' '.join(params) + ']' if params else ''} {rhs}"
     if "\n" not in flat and indent + len(flat) <= _WIDTH:
@@ -217,9 +221,9 @@ def _pp_eqn(eqn: JaxprEqn, name: _Namer, binder: Callable, indent: int) -> str:
     return f"{lhs} = {eqn.primitive.name}[{lines}\n{pad}] {rhs}".rstrip()
 
 
-def _pp_param(value, indent: int, name: _Namer | None) -> str:
-    if isinstance(value, Jaxpr):
-        return pp_jaxpr(value, indent, name)
+def _pp_param(value, indent: int, name: _Namer | None, key: str) -> str:
+    if isinstance(value, Jaxpr):  # written after `key=`
+        return pp_jaxpr(value, indent, name, indent + len(key) + 1)
     if isinstance(value, tuple) and value and all(isinstance(v, Jaxpr) for v in value):
         pad = " " * indent
         return "(" + "".join(f"\n{pad}  {pp_jaxpr(v, indent + 2, name)}" for v in value) \

@@ -126,7 +126,7 @@ def _jit_transpose(cts, *args, jaxpr: Jaxpr, name: str):
 
 
 def _jit_batch(axis_size, vals, dims, *, jaxpr: Jaxpr, name: str):
-    new_jaxpr, consts = batching.vmap_jaxpr(jaxpr, axis_size, tuple(dims))
+    new_jaxpr, consts, _ = batching.vmap_jaxpr(jaxpr, axis_size, tuple(dims))
     outs = jit_p.bind(*consts, *vals, jaxpr=new_jaxpr, name=name)
     return outs, [0] * len(outs)
 

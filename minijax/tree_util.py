@@ -240,14 +240,17 @@ def leaf_paths(tree) -> list[str]:
 def _paths(treedef: PyTreeDef, prefix: str) -> list[str]:
     if treedef.node_type is None:
         return [prefix]
-    if treedef.node_type is dict:
-        keys = [f"[{key!r}]" for key in treedef.aux_data]
-    elif treedef.node_type not in _registry:  # a namedtuple
-        keys = [f".{field}" for field in treedef.node_type._fields]
-    else:
-        keys = [f"[{i}]" for i in range(len(treedef.children))]
-    return [path for key, child in zip(keys, treedef.children)
+    return [path for key, child in zip(child_keys(treedef), treedef.children)
             for path in _paths(child, prefix + key)]
+
+
+def child_keys(treedef: PyTreeDef) -> list[str]:
+    """The keys of a node's children, as ``keystr`` writes them."""
+    if treedef.node_type is dict:
+        return [f"[{key!r}]" for key in treedef.aux_data]
+    if treedef.node_type not in _registry:  # a namedtuple
+        return [f".{field}" for field in treedef.node_type._fields]
+    return [f"[{i}]" for i in range(len(treedef.children))]
 
 
 def tree_map(f: Callable, tree, *rest, is_leaf: Callable[[Any], bool] | None = None):

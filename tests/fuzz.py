@@ -3,8 +3,8 @@
 A *program* is a function ``f(x, y)`` written in the public API, the way a user writes
 one: ``jnp`` functions, operators, indexing and slicing, reductions, custom_jvp and
 custom_vjp functions (with closures and nondiff_argnums), ``lax.cond``,
-``lax.while_loop`` and ``lax.fori_loop``, followed by a stack of one to three
-transformations (jit, grad, value_and_grad, jvp, linearize, vjp, vmap). Hypothesis
+``lax.while_loop``, ``lax.fori_loop`` and ``lax.scan``, followed by a stack of one to
+three transformations (jit, grad, value_and_grad, jvp, linearize, vjp, vmap). Hypothesis
 draws it as a list of statements, each a few lines of source; ``Program.source()``
 joins them into the text of a module, which is executed once with ``jax`` bound to
 minijax and once with ``jax`` bound to JAX. So the program that runs is exactly the
@@ -618,9 +618,31 @@ def op_fori(b: _Builder):
           features=("fori_loop",))
 
 
+def op_scan(b: _Builder):
+    a = b.pick("f")
+    if a is None:
+        return
+    step = b.draw(st.sampled_from(ELEMENTWISE))[0].format(a="c")
+    features = ("scan",)
+    if b.draw(st.integers(0, 9)) == 0:  # the carry changes shape: an error
+        step = "jnp.stack([c, c])"
+        features += ("scan_type_error",)
+    options = b.draw(st.sampled_from(["", ", reverse=True"]))
+    which = b.draw(st.sampled_from([0, 1]))  # the last carry, or the stacked ys
+    name = b.fresh()
+    if a.ndim and not a.python and b.draw(st.booleans()):  # over a's leading axis
+        shape = a.shape[1:] if which == 0 else a.shape
+        call = f"lax.scan(lambda c, x: ({step} + x, c * x), {a.name}[0], {a.name}{options})"
+    else:
+        n = b.draw(st.sampled_from([1, 3] if which else [0, 1, 3]))
+        shape = a.shape if which == 0 else (n, *a.shape)
+        call = f"lax.scan(lambda c, _: ({step}, c), {a.name}, length={n}{options})"
+    b.add(Var(name, shape, "f"), f"{name} = {call}[{which}]", features=features)
+
+
 OPERATIONS = [op_float_unary, op_same_unary, op_binary, op_binary, op_where, op_reduce,
               op_shape, op_index, op_dot, op_constant, op_custom_jvp, op_custom_vjp,
-              op_cond, op_while, op_fori]
+              op_cond, op_while, op_fori, op_scan]
 
 X_SHAPES = [(), (3,), (2, 3), (4,)]
 
@@ -842,7 +864,8 @@ def run(program: Program, library: str, nudge: float = 0.0) -> Outcome:
 # JAX messages that minijax promises to match word for word: its other messages are
 # often shorter (a deliberate difference), but these carry the information a user needs.
 COMPARED_MESSAGES = ["cond branches must have equal output types",
-                     "while_loop body function carry input and carry output"]
+                     "while_loop body function carry input and carry output",
+                     "scan body function carry input and carry output"]
 
 
 def compare(program: Program) -> Mismatch | None:

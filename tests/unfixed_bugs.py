@@ -9,27 +9,6 @@ fixed, that test fails, so the entry is removed and the list cannot go stale.
 
 from __future__ import annotations
 
-import numpy as np
-
 from differences import Entry
 
-
-def fori_loop_primal(m) -> bool:
-    return ("fori_loop" in m.source and m.mini.error is None and bool(m.problems)
-            and all("minijax gives a numpy array, JAX a array" in p for p in m.problems))
-
-
-UNFIXED_BUGS = [
-    Entry(
-        "fori_loop_primal",
-        "A loop of no iterations hands back a NumPy primal",
-        "Under `jvp`, `fori_loop(0, 0, body, x)` with Python bounds returns the primal of "
-        "a NumPy `x` unchanged, a NumPy array, where JAX's loop, a `scan` primitive even "
-        "with no iterations, returns an `Array`. minijax unrolls such loops in Python; "
-        "making `fori_loop` a `scan` fixes it.",
-        fori_loop_primal,
-        "def program(x, y):\n"
-        "    f = lambda x: jax.lax.fori_loop(0, 0, lambda i, a: jnp.sin(a), x)\n"
-        "    return jax.jvp(f, (x,), (jnp.ones_like(x),))",
-        np.array(0.0, np.float32), np.array(0.0, np.float32)),
-]
+UNFIXED_BUGS: list[Entry] = []  # none known today

@@ -1,6 +1,6 @@
 """minijax.lax: the primitives (``lax.lax``) and the control flow built on them
 (``lax.control_flow``), gathered as JAX's ``jax.lax`` gathers its own."""
-from minijax.lax.control_flow import cond, fori_loop, while_loop
+from minijax.lax.control_flow import cond, fori_loop, map, scan, while_loop
 from minijax.lax.lax import (
     abs, abs_p, add, add_p, broadcast_in_dim, broadcast_in_dim_p, ceil, ceil_p,
     concatenate, concatenate_p, convert_element_type, convert_element_type_p, cos,

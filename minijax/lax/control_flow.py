@@ -1,12 +1,14 @@
-"""Control flow as primitives: while_loop, cond and fori_loop.
+"""Control flow as primitives: while_loop, cond, scan, and fori_loop and map on top.
 
-Python's ``while`` and ``if`` run while a function is traced, so under jit they
-can only branch on concrete values.  ``lax.while_loop`` and ``lax.cond`` instead
-stage their bodies as jaxprs (values the bodies close over become explicit
-inputs) and carry them as parameters of one equation, like ``jit`` does.  Each
-transformation then transforms those jaxprs: forward mode differentiates the
-body, vmap batches it, and reverse mode... is refused for while_loop, whose
-number of iterations is unknown until it runs.
+Python's ``while``, ``if`` and ``for`` run while a function is traced, so under
+jit they can only branch on concrete values, and a loop is unrolled: its body
+traced once per iteration.  ``lax.while_loop``, ``lax.cond`` and ``lax.scan``
+instead stage their bodies as jaxprs (values the bodies close over become
+explicit inputs) and carry them as parameters of one equation, like ``jit``
+does.  Each transformation then transforms those jaxprs: forward mode
+differentiates the body, vmap batches it.  Reverse mode needs the number of
+iterations in advance: scan knows it, and its transposed body runs backwards
+over the residuals stacked by the forward loop; for while_loop it is refused.
 """
 from __future__ import annotations
 
@@ -20,17 +22,20 @@ import numpy as np
 from minijax import dtypes
 from minijax.lax import lax
 from minijax.ad import (
-    instantiate_zeros, is_undefined_primal, jvp_jaxpr, primitive_jvps, transpose_jaxpr,
-    primitive_transposes)
-from minijax.batching import move_batch_axis, vmap_flat, vmap_jaxpr, primitive_batchers
-from minijax.core import Array, Primitive, Tracer, concrete_or_error, get_aval, to_array
+    Zero, add_tangents, instantiate_zeros, is_undefined_primal, jvp_jaxpr, primitive_jvps,
+    transpose_jaxpr, primitive_transposes)
+from minijax.api import vmap
+from minijax.batching import (
+    move_batch_axis, vmap_flat, vmap_jaxpr, primitive_batchers)
+from minijax.core import Array, Primitive, ShapedArray, Tracer, concrete_or_error, get_aval
 from minijax.jaxpr import (
     Jaxpr, JaxprEqn, Var, cache_per_jaxpr, convert_constvars_jaxpr, jaxpr_as_fun)
 from minijax.partial_eval import (
     PartialEvalTrace, dce_jaxpr, partial_eval_jaxpr, partial_eval_jaxpr_custom_rules,
-    custom_partial_eval_rules, trace_to_jaxpr)
+    custom_partial_eval_rules, trace_to_jaxpr, zeros_like_aval)
 from minijax.pjit import compile_jaxpr, shaped_aval
-from minijax.tree_util import flatten_fun, leaf_paths, tree_flatten, tree_map, tree_unflatten
+from minijax.tree_util import (
+    PyTreeDef, child_keys, flatten_fun, leaf_paths, tree_flatten, tree_map, tree_unflatten)
 
 
 def _stage(fun: Callable, in_tree, in_avals) -> tuple[Jaxpr, list, object]:
@@ -71,7 +76,7 @@ def while_loop(cond_fun: Callable, body_fun: Callable, init_val):
     promoted = _promote_weak_carry(init_flat, avals, body_jaxpr.out_avals)
     if promoted is not None:  # stage again, at the carry's new types
         return while_loop(cond_fun, body_fun, tree_unflatten(in_tree, promoted))
-    _check_carry(body_fun, in_tree, avals, body_tree, body_jaxpr.out_avals)
+    _check_carry("while_loop", body_fun, in_tree, avals, body_tree, body_jaxpr.out_avals)
     outs = while_p.bind(*cond_consts, *body_consts, *init_flat,
                         cond_jaxpr=cond_jaxpr, body_jaxpr=body_jaxpr,
                         cond_nconsts=len(cond_consts), body_nconsts=len(body_consts))
@@ -96,16 +101,22 @@ def _promote_weak_carry(init_flat, in_avals, out_avals) -> list | None:
     return promoted
 
 
-def _check_carry(body_fun: Callable, in_tree, in_avals, out_tree, out_avals) -> None:
-    if out_tree != in_tree:
-        raise TypeError(f"while_loop body function carry input and carry output must have "
-                        f"the same pytree structure, but they differ: the input is "
-                        f"{in_tree} and the output is {out_tree}.")
+def _check_carry(name: str, body_fun: Callable, in_tree, in_avals, out_tree, out_avals) -> None:
+    """JAX's errors for a body (of ``name``: while_loop or scan) that changes its carry."""
     # JAX names each carry component by the body's parameter name and its key path.
     try:
         carry_name = next(iter(inspect.signature(body_fun).parameters), None)
     except (ValueError, TypeError):
         carry_name = None
+    if out_tree != in_tree:
+        diffs = [f"{_carry_component(carry_name, path)} is a {a} but the corresponding "
+                 f"component of the carry output is a {b}, so {why}"
+                 for path, a, b, why in _structure_differences(in_tree, out_tree)]
+        differences = _sentences(diffs, bullet_end="\n", last_lead="")
+        raise TypeError(f"{name} body function carry input and carry output must have the "
+                        f"same pytree structure, but they differ:\n\n{differences}\n"
+                        f"Revise the function so that the carry output has the same pytree "
+                        f"structure as the carry input.")
     paths = leaf_paths(tree_unflatten(in_tree, in_avals))
     diffs = [f"{_carry_component(carry_name, path)} has type {a.str_short(False)} but the "
              f"corresponding output carry component has type {b.str_short(False)}"
@@ -113,10 +124,39 @@ def _check_carry(body_fun: Callable, in_tree, in_avals, out_tree, out_avals) -> 
              for path, a, b in zip(paths, in_avals, out_avals) if not _typematch(a, b)]
     if diffs:
         differences = _sentences(diffs, bullet_end="\n", last_lead="")
-        raise TypeError(f"while_loop body function carry input and carry output must have "
+        raise TypeError(f"{name} body function carry input and carry output must have "
                         f"equal types, but they differ:\n\n{differences}\n"
                         f"Revise the function so that all output types match the "
                         f"corresponding input types.")
+
+
+def _structure_differences(a: PyTreeDef, b: PyTreeDef, path: str = "") -> list:
+    """Where two structures differ, as JAX's ``equality_errors`` says it: (path, what
+    the first has there, what the second has, why they differ), the first difference
+    down each path.  A leaf is an array's type: ShapedArray."""
+    if a.node_type is None and b.node_type is None:
+        return []
+    kind = lambda t: str(t.node_type or ShapedArray)  # noqa: E731
+    if a.node_type is not b.node_type:
+        return [(path, kind(a), kind(b), "their Python types differ")]
+    n, m = len(a.children), len(b.children)
+    if a.node_type in (list, tuple) and n != m:
+        name = a.node_type.__name__
+        return [(path, f"{name} of length {n}", f"{name} of length {m}",
+                 "the lengths do not match")]
+    if n != m:
+        extra = sorted(set(a.aux_data or ()) ^ set(b.aux_data or ()), key=repr)
+        why = "the numbers of children do not match" + (
+            f", with the symmetric difference of key sets: {{{' '.join(repr(k) for k in extra)}}}"
+            if extra else "")
+        return [(path, f"{kind(a)} with {n} child{'ren' if n > 1 else ''}",
+                 f"{kind(b)} with {m} child{'ren' if m > 1 else ''}", why)]
+    if a.aux_data != b.aux_data:
+        return [(path, f"{kind(a)} with pytree metadata {a.aux_data}",
+                 f"{kind(b)} with pytree metadata {b.aux_data}",
+                 "the pytree node metadata does not match")]
+    return [d for key, x, y in zip(child_keys(a), a.children, b.children)
+            for d in _structure_differences(x, y, path + key)]
 
 
 def _carry_component(carry_name: str | None, path: str) -> str:
@@ -181,17 +221,33 @@ while_p.def_impl(_while_impl)
 while_p.def_abstract_eval(lambda *avals, body_jaxpr, **_: body_jaxpr.out_avals)
 
 
-def _split_while_args(args, cond_nconsts, body_nconsts):
-    return (args[:cond_nconsts], args[cond_nconsts:cond_nconsts + body_nconsts],
-            args[cond_nconsts + body_nconsts:])
+def _split_args(args, n1: int, n2: int) -> tuple:
+    """Three groups: the first ``n1``, the next ``n2``, the rest."""
+    return args[:n1], args[n1:n1 + n2], args[n1 + n2:]
+
+
+def _pick(items, flags, keep: bool = True) -> list:
+    """The items whose flag is ``keep``."""
+    return [x for x, f in zip(items, flags) if f == keep]
+
+
+def _carry_fixed_point(flags_out: Callable[[list], list], flags: list) -> list:
+    """Which carries are unknown, nonzero or batched: those whose initial value is,
+    and those the body makes so from one that is.  Found as JAX does, by running
+    ``flags_out`` (the body's output flags given the carry's) until nothing changes."""
+    while True:
+        new = [a or b for a, b in zip(flags, flags_out(flags))]
+        if new == flags:
+            return flags
+        flags = new
 
 
 def _while_jvp(primals, tangents, *, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
     """Carry (primal, tangent) pairs through the loop: the body is differentiated,
     the predicate only looks at primals."""
     tangents = [instantiate_zeros(t) for t in tangents]
-    cond_consts, body_consts, carry = _split_while_args(primals, cond_nconsts, body_nconsts)
-    _, body_const_dots, carry_dots = _split_while_args(tangents, cond_nconsts, body_nconsts)
+    cond_consts, body_consts, carry = _split_args(primals, cond_nconsts, body_nconsts)
+    _, body_const_dots, carry_dots = _split_args(tangents, cond_nconsts, body_nconsts)
     new_cond, cond_extra, new_body, body_extra = _jvp_while_jaxprs(
         cond_jaxpr, body_jaxpr, body_nconsts)
     new_cond_consts = [*cond_extra, *cond_consts]
@@ -226,8 +282,8 @@ def _jvp_while_jaxprs(cond_jaxpr: Jaxpr, body_jaxpr: Jaxpr, body_nconsts: int):
 
 def _while_batch(axis_size, vals, dims, *, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
     """Run until every example's predicate is false; finished examples keep their values."""
-    cond_dims, body_dims, carry_dims = _split_while_args(dims, cond_nconsts, body_nconsts)
-    cond_consts, body_consts, carry = _split_while_args(vals, cond_nconsts, body_nconsts)
+    cond_dims, body_dims, carry_dims = _split_args(dims, cond_nconsts, body_nconsts)
+    cond_consts, body_consts, carry = _split_args(vals, cond_nconsts, body_nconsts)
     carry = [move_batch_axis(axis_size, d, 0, c) for c, d in zip(carry, carry_dims)]
     new_cond, cond_extra, new_body, body_extra = _batched_while_jaxprs(
         cond_jaxpr, body_jaxpr, axis_size, tuple(cond_dims), tuple(body_dims))
@@ -243,8 +299,8 @@ def _while_batch(axis_size, vals, dims, *, cond_jaxpr, body_jaxpr, cond_nconsts,
 def _batched_while_jaxprs(cond_jaxpr, body_jaxpr, axis_size, cond_dims, body_dims):
     num_carry = len(body_jaxpr.outvars)
     carry_dims = (0,) * num_carry
-    batched_cond, cc = vmap_jaxpr(cond_jaxpr, axis_size, cond_dims + carry_dims)
-    batched_body, bc = vmap_jaxpr(body_jaxpr, axis_size, body_dims + carry_dims)
+    batched_cond, cc, _ = vmap_jaxpr(cond_jaxpr, axis_size, cond_dims + carry_dims)
+    batched_body, bc, _ = vmap_jaxpr(body_jaxpr, axis_size, body_dims + carry_dims)
     num_cc, num_bc, body_nconsts = len(cc), len(bc), len(body_dims)
 
     def any_lane(*args):  # (vmap consts of cond, cond consts, carry)
@@ -288,14 +344,9 @@ def _known_while(params: dict, unknowns: list[bool]) -> tuple[dict, list[bool]] 
     an unknown: found by iterating to a fixed point, as JAX does."""
     cond_jaxpr, body_jaxpr = params["cond_jaxpr"], params["body_jaxpr"]
     cond_nconsts, body_nconsts = params["cond_nconsts"], params["body_nconsts"]
-    cond_uk, body_uk, carry_uk = _split_while_args(unknowns, cond_nconsts, body_nconsts)
-    carry_uk = list(carry_uk)
-    while True:
-        _, _, out_uk, _ = partial_eval_jaxpr(body_jaxpr, [*body_uk, *carry_uk])
-        new = [a or b for a, b in zip(carry_uk, out_uk)]
-        if new == carry_uk:
-            break
-        carry_uk = new
+    cond_uk, body_uk, carry_uk = _split_args(unknowns, cond_nconsts, body_nconsts)
+    carry_uk = _carry_fixed_point(
+        lambda uk: partial_eval_jaxpr(body_jaxpr, [*body_uk, *uk])[2], list(carry_uk))
     cond_known, _, (pred_uk,), _ = partial_eval_jaxpr(cond_jaxpr, [*cond_uk, *carry_uk])
     if pred_uk:
         return None
@@ -311,7 +362,7 @@ def _while_partial_eval(trace: PartialEvalTrace, args, **params):
     """Under linearize: the known carries come from a loop over them alone, run
     now; the unknown ones from the whole loop, staged, which computes the known
     carries again (JAX does the same)."""
-    split = _known_while(params, list(map(trace.is_own, args)))
+    split = _known_while(params, [trace.is_own(x) for x in args])
     staged = trace.add_eqn(while_p, args, params, params["body_jaxpr"].out_avals)
     if split is None:
         return staged
@@ -353,22 +404,370 @@ partial_eval_jaxpr_custom_rules[while_p] = _while_partial_eval_jaxpr
 
 
 # ---------------------------------------------------------------------------
+# scan.
+
+
+def scan(f: Callable, init, xs=None, length: int | None = None, reverse: bool = False,
+         unroll: int | bool = 1):
+    """``carry = init; for x in xs: carry, y = f(carry, x)``, returning the last
+    carry and the ys stacked, as one primitive.  Its number of iterations is known
+    when it is traced, so, unlike while_loop, it can be differentiated in reverse."""
+    if not callable(f):
+        raise TypeError("lax.scan: f argument should be a callable.")
+    init_flat, init_tree = tree_flatten(init)
+    xs_flat, xs_tree = tree_flatten(xs)
+    length = _scan_length(xs_flat, length)
+    x_avals = [_unstacked_aval(shaped_aval(x)) for x in xs_flat]
+    avals = [shaped_aval(c) for c in init_flat]
+    jaxpr, consts, out_tree = _stage(lambda carry_x: f(*carry_x),
+                                     PyTreeDef(tuple, None, (init_tree, xs_tree)), avals + x_avals)
+    if out_tree.node_type not in (tuple, list) or len(out_tree.children) != 2:
+        raise TypeError(f"scan body output must be a pair, got "
+                        f"{tree_unflatten(out_tree, jaxpr.out_avals)}.")
+    carry_tree = out_tree.children[0]
+    promoted = _promote_weak_carry(init_flat, avals, jaxpr.out_avals[:carry_tree.num_leaves])
+    if promoted is not None:  # stage again, at the carry's new types
+        return scan(f, tree_unflatten(init_tree, promoted), xs, length, reverse, unroll)
+    _check_carry("scan", f, init_tree, avals, carry_tree,
+                 jaxpr.out_avals[:carry_tree.num_leaves])
+    unroll = (max(length, 1) if unroll else 1) if isinstance(unroll, bool) else int(unroll)
+    if unroll < 0:
+        raise ValueError("`unroll` must be a `bool` or a non-negative `int`.")
+    outs = _bind_scan(jaxpr, consts, init_flat, xs_flat, dict(
+        length=length, reverse=bool(reverse), unroll=unroll))
+    return tree_unflatten(out_tree, outs)
+
+
+def _scan_length(xs_flat: list, length) -> int:
+    """The number of iterations: ``length``, or the leading axis of every x."""
+    try:
+        lengths = [x.shape[0] for x in xs_flat]
+    except AttributeError:
+        raise ValueError(f"scan got value with no leading axis to scan over: "
+                         f"{', '.join(str(x) for x in xs_flat if not hasattr(x, 'shape'))}."
+                         ) from None
+    if length is not None:
+        length = int(length)
+        if any(n != length for n in lengths):
+            raise ValueError(f"scan got `length` argument of {length} which disagrees with "
+                             f"leading axis sizes {lengths}.")
+        return length
+    if len(set(lengths)) > 1:
+        raise ValueError(f"scan got values with different leading axis sizes: "
+                         f"{', '.join(str(n) for n in lengths)}.")
+    if not lengths:
+        raise ValueError("scan got no values to scan over and `length` not provided.")
+    return lengths[0]
+
+
+def _bind_scan(jaxpr: Jaxpr, consts: list, init: list, xs: list, params: dict) -> list:
+    """Bind scan_p, leaving out of the loop what the body hands back unchanged, as JAX
+    does: a carry the body returns as it got it is a constant of the loop, and a y that
+    is the body's x is ``xs`` itself."""
+    num_consts, num_carry = len(consts), len(init)
+    const_ins, carry_ins, x_ins = _split_args(jaxpr.invars, num_consts, num_carry)
+    carry_outs, y_outs = jaxpr.outvars[:num_carry], jaxpr.outvars[num_carry:]
+    fixed = [o is i for o, i in zip(carry_outs, carry_ins)]
+    x_index = {v: k for k, v in enumerate(x_ins)}
+    y_source = [x_index.get(v) for v in y_outs]
+    body = Jaxpr([], [*_pick(carry_ins, fixed), *const_ins, *_pick(carry_ins, fixed, False),
+                      *x_ins], jaxpr.eqns,
+                 [*_pick(carry_outs, fixed, False), *_pick(y_outs, y_source, None)])
+    new_consts = [*_pick(init, fixed), *consts]
+    outs = iter(scan_p.bind(*new_consts, *_pick(init, fixed, False), *xs, jaxpr=body,
+                            num_consts=len(new_consts), num_carry=fixed.count(False), **params))
+    carry = [c if f else next(outs) for c, f in zip(init, fixed)]
+    return carry + [next(outs) if k is None else xs[k] for k in y_source]
+
+
+def _unstacked_aval(aval):
+    return aval.update(shape=aval.shape[1:])
+
+
+def _scan_out_avals(jaxpr: Jaxpr, length: int, num_carry: int) -> list:
+    return [*jaxpr.out_avals[:num_carry],
+            *[_batched_aval(a, 0, length) for a in jaxpr.out_avals[num_carry:]]]
+
+
+def _scan_impl(*args, jaxpr, length, reverse, unroll, num_consts, num_carry):
+    """A Python loop over the body's compiled code (unrolling would change nothing
+    here: minijax's loops run in Python either way)."""
+    body = compile_jaxpr(jaxpr, "scan_body")
+    consts, carry, xs = _split_args(args, num_consts, num_carry)
+    ys = [np.empty((length, *a.shape), a.dtype) for a in jaxpr.out_avals[num_carry:]]
+    for i in range(length - 1, -1, -1) if reverse else range(length):
+        outs = body(*consts, *carry, *[x[i] for x in xs])
+        carry = outs[:num_carry]
+        for y, out in zip(ys, outs[num_carry:]):
+            y[i] = out
+    return [*carry, *ys]
+
+
+scan_p = Primitive("scan")
+scan_p.multiple_results = True
+scan_p.def_impl(_scan_impl)
+scan_p.def_abstract_eval(
+    lambda *avals, jaxpr, length, num_carry, **_: _scan_out_avals(jaxpr, length, num_carry))
+
+
+def _regroup(items: list, firsts: list[int], seconds: list[int]) -> list:
+    """Items laid out as groups of the first kind then groups of the second (primals,
+    then tangents), put in pairs: first group, its second, next first group..."""
+    a, b = list(items[:sum(firsts)]), list(items[sum(firsts):])
+    out = []
+    for n, m in zip(firsts, seconds):
+        out += a[:n] + b[:m]
+        a, b = a[n:], b[m:]
+    return out
+
+
+def _scan_jvp(primals, tangents, *, jaxpr, num_consts, num_carry, **params):
+    """Scan (primal, tangent) pairs: the tangents of consts are consts, of the carry
+    carries, of xs xs.  Which carry tangents are nonzero is a fixed point."""
+    nonzeros = [type(t) is not Zero for t in tangents]
+    const_nz, init_nz, xs_nz = _split_args(nonzeros, num_consts, num_carry)
+    ys_inst = (False,) * (len(jaxpr.outvars) - num_carry)
+    carry_nz = _carry_fixed_point(lambda nz: jvp_jaxpr(
+        jaxpr, tuple(const_nz + nz + xs_nz), (*nz, *ys_inst))[2][:num_carry], init_nz)
+    nonzeros = tuple(const_nz + carry_nz + xs_nz)
+    body, body_consts, out_nz, sizes, dot_sizes = _jvp_scan_jaxpr(
+        jaxpr, nonzeros, num_consts, num_carry)
+    dots = [instantiate_zeros(t) for t, nz in zip(tangents, nonzeros) if nz]
+    outs = scan_p.bind(*body_consts, *_regroup([*primals, *dots], sizes, dot_sizes), jaxpr=body,
+                       num_consts=len(body_consts) + num_consts + dot_sizes[0],
+                       num_carry=num_carry + dot_sizes[1], **params)
+    carry, carry_dots, rest = _split_args(outs, num_carry, dot_sizes[1])
+    num_ys = len(jaxpr.outvars) - num_carry
+    ys, ys_dots = rest[:num_ys], rest[num_ys:]
+    primals_out = [*carry, *ys]
+    dots_out = iter([*carry_dots, *ys_dots])
+    return primals_out, [next(dots_out) if nz else Zero.from_primal_value(p)
+                         for p, nz in zip(primals_out, out_nz)]
+
+
+@cache_per_jaxpr
+def _jvp_scan_jaxpr(jaxpr: Jaxpr, nonzeros: tuple, num_consts: int, num_carry: int):
+    """The body's JVP with its inputs and outputs in scan's order: (consts, their
+    tangents, carry, its tangents, xs, their tangents) to (carry, tangents, ys, tangents)."""
+    num_ys = len(jaxpr.outvars) - num_carry
+    instantiate = (*nonzeros[num_consts:num_consts + num_carry], *(False,) * num_ys)
+    jvp, consts, out_nz = jvp_jaxpr(jaxpr, nonzeros, instantiate)
+    sizes = [num_consts, num_carry, len(nonzeros) - num_consts - num_carry]
+    dot_sizes = [sum(g) for g in _split_args(nonzeros, num_consts, num_carry)]
+    out_dot_sizes = [sum(out_nz[:num_carry]), sum(out_nz[num_carry:])]
+    invars = [*jvp.invars[:len(consts)], *_regroup(jvp.invars[len(consts):], sizes, dot_sizes)]
+    body = Jaxpr([], invars, jvp.eqns, _regroup(jvp.outvars, [num_carry, num_ys], out_dot_sizes))
+    return body, consts, out_nz, sizes, dot_sizes
+
+
+@cache_per_jaxpr
+def _split_scan(jaxpr: Jaxpr, unknowns: tuple, num_consts: int, num_carry: int):
+    """Partial evaluation of a scan: a known scan and an unknown one.
+
+    A carry is unknown if its initial value is, or if the body computes it from an
+    unknown (a fixed point).  The body splits into a known part, which also returns
+    the residuals the unknown part needs, and the unknown part.  A residual that is a
+    known constant of the loop is passed to the unknown scan as a constant; any other
+    differs from one iteration to the next: the known scan stacks them (one per
+    iteration, so reverse mode takes memory in proportion to the length), or, for a
+    known x, the xs are passed as they are.  Returns the two bodies, which inputs the
+    unknown scan takes (``unknown_in``) and which outputs it gives (``out_uk``), and
+    for each residual the index of the known input it is (None: stacked by the known
+    scan), constants first (``num_int`` of them)."""
+    const_uk, carry_uk, xs_uk = (list(g) for g in _split_args(unknowns, num_consts, num_carry))
+    num_ys = len(jaxpr.outvars) - num_carry
+
+    def split(uk):
+        return partial_eval_jaxpr(jaxpr, const_uk + uk + xs_uk, uk + [False] * num_ys)
+    carry_uk = _carry_fixed_point(lambda uk: split(uk)[2][:num_carry], carry_uk)
+    known, unknown, out_uk, num_res = split(carry_uk)
+    num_known_out = len(known.outvars) - num_res
+    residuals = known.outvars[num_known_out:]
+    num_kc, num_kk = const_uk.count(False), carry_uk.count(False)
+    where = {v: i for i, v in enumerate(known.invars)}
+    source = [where.get(r) for r in residuals]
+    intensive = [i is not None and i < num_kc for i in source]
+    forwarded = [i is not None and i >= num_kc + num_kk for i in source]
+    stacked = [not a and not b for a, b in zip(intensive, forwarded)]
+    known = Jaxpr([], known.invars, known.eqns,
+                  known.outvars[:num_known_out] + _pick(residuals, stacked))
+    unknown = Jaxpr([], [*_pick(residuals, intensive), *unknown.invars[num_res:],
+                         *_pick(residuals, intensive, False)], unknown.eqns, unknown.outvars)
+    # Staged again, so that its variables are its own, not shared with the known part.
+    unknown = _stage_exact(jaxpr_as_fun(unknown), unknown.in_avals)
+    res_source = [i if f else None for i, f in zip(source, forwarded)]
+    return (known, unknown, const_uk + carry_uk + xs_uk, out_uk,
+            _pick(source, intensive) + _pick(res_source, intensive, False), sum(intensive))
+
+
+def _partial_scan(params: dict, unknowns, inputs: list):
+    """What both partial evaluation rules need: the known scan's inputs and parameters,
+    the unknown scan's parameters and its inputs given the known scan's outputs, and
+    which outputs are unknown."""
+    num_consts, num_carry = params["num_consts"], params["num_carry"]
+    known, unknown, uk_in, out_uk, res_source, num_int = _split_scan(
+        params["jaxpr"], tuple(unknowns), num_consts, num_carry)
+    const_uk, carry_uk, _ = _split_args(uk_in, num_consts, num_carry)
+    known_in = [x for x, u in zip(inputs, uk_in) if not u]
+    known_params = dict(params, jaxpr=known, num_consts=const_uk.count(False),
+                        num_carry=carry_uk.count(False))
+    unknown_params = dict(params, jaxpr=unknown, num_consts=num_int + sum(const_uk),
+                          num_carry=sum(carry_uk))
+
+    def unknown_in(known_outs: list) -> list:
+        stacked = iter(known_outs[out_uk.count(False):])
+        res = [next(stacked) if i is None else known_in[i] for i in res_source]
+        return [*res[:num_int], *[x for x, u in zip(inputs, uk_in) if u], *res[num_int:]]
+    return known_in, known_params, unknown_in, unknown_params, out_uk
+
+
+def _scan_partial_eval(trace: PartialEvalTrace, args, **params):
+    """Under linearize: the known scan runs now, the unknown one is staged."""
+    known_in, known_params, unknown_in, unknown_params, out_uk = _partial_scan(
+        params, [trace.is_own(x) for x in args], args)
+    known_outs = scan_p.bind_with_trace(trace.parent_trace, known_in, known_params) \
+        if known_params["jaxpr"].outvars else []
+    unknown_outs = iter(trace.add_eqn(scan_p, unknown_in(known_outs), unknown_params,
+                                      scan_p.abstract_eval(**unknown_params)))
+    known_outs = iter(known_outs)
+    return [next(unknown_outs) if u else next(known_outs) for u in out_uk]
+
+
+def _scan_partial_eval_jaxpr(unks_in, eqn: JaxprEqn):
+    known_in, known_params, unknown_in, unknown_params, out_uk = _partial_scan(
+        eqn.params, unks_in, eqn.inputs)
+    known_outs = [b for b, u in zip(eqn.out_binders, out_uk) if not u]
+    known_outs += [Var(a) for a in scan_p.abstract_eval(**known_params)[len(known_outs):]]
+    unknown = JaxprEqn(scan_p, unknown_in(known_outs), unknown_params,
+                       [b for b, u in zip(eqn.out_binders, out_uk) if u])
+    unknown_vars = {x for x, u in zip(eqn.inputs, unks_in) if u}
+    residuals = [x for x in unknown.inputs if x not in unknown_vars]
+    known = JaxprEqn(scan_p, known_in, known_params, known_outs) if known_outs else None
+    return known, unknown, out_uk, residuals
+
+
+def _scan_transpose(cts, *args, jaxpr, reverse, num_consts, num_carry, **params):
+    """The transposed body runs backwards over the stacked residuals: the carry's
+    cotangent is carried, the cotangents of the linear consts are summed in the
+    carry too, and those of the linear xs are stacked.  The residuals (the inputs
+    that are not linear) are read as they are; every carry is linear."""
+    consts, carry, xs = _split_args(args, num_consts, num_carry)
+    const_lin = [is_undefined_primal(c) for c in consts]
+    xs_lin = [is_undefined_primal(x) for x in xs]
+    body, body_consts = _transposed_scan_jaxpr(
+        jaxpr, (*const_lin, *(True,) * num_carry, *xs_lin), num_consts, num_carry)
+    ct_consts = [zeros_like_aval(c.aval) for c in _pick(consts, const_lin)]
+    outs = scan_p.bind(
+        *body_consts, *_pick(consts, const_lin, False), *ct_consts,
+        *[instantiate_zeros(ct) for ct in cts], *_pick(xs, xs_lin, False),
+        jaxpr=body, reverse=not reverse, num_consts=len(body_consts) + const_lin.count(False),
+        num_carry=len(ct_consts) + num_carry, **params)
+    ct_consts, ct_carry, ct_xs = (iter(g) for g in _split_args(outs, len(ct_consts), num_carry))
+    return ([next(ct_consts) if lin else None for lin in const_lin]
+            + [ct if is_undefined_primal(c) else None for c, ct in zip(carry, ct_carry)]
+            + [next(ct_xs) if lin else None for lin in xs_lin])
+
+
+@cache_per_jaxpr
+def _transposed_scan_jaxpr(jaxpr: Jaxpr, linear: tuple, num_consts: int, num_carry: int):
+    """The transposed body as a scan body: (its constants, the residual consts, the
+    sums of cotangents of linear consts, carry cotangents, y cotangents, residual xs)
+    to (the sums, carry cotangents, cotangents of the linear xs)."""
+    transposed, consts = transpose_jaxpr(jaxpr, linear)
+    const_lin, _, xs_lin = _split_args(linear, num_consts, num_carry)
+    num_res, num_sums = const_lin.count(False), sum(const_lin)
+    num_ys = len(jaxpr.outvars) - num_carry
+
+    def body(*args):  # (consts, residual consts, sums, carry cts, y cts, residual xs)
+        consts_, res, rest = _split_args(args, len(consts), num_res)
+        sums, ct_carry, rest = _split_args(rest, num_sums, num_carry)
+        ct_ys, xs_res = rest[:num_ys], rest[num_ys:]
+        outs = jaxpr_as_fun(transposed)(*consts_, *res, *xs_res, *ct_carry, *ct_ys)
+        return [*[add_tangents(a, b) for a, b in zip(sums, outs)], *outs[num_sums:]]
+
+    const_avals, _, xs_avals = _split_args(jaxpr.in_avals, num_consts, num_carry)
+    new, extra = _stage_flat(body, [
+        *[get_aval(c) for c in consts], *_pick(const_avals, const_lin, False),
+        *_pick(const_avals, const_lin), *jaxpr.out_avals, *_pick(xs_avals, xs_lin, False)])
+    return new, [*extra, *consts]
+
+
+def _scan_batch(axis_size, vals, dims, *, jaxpr, num_consts, num_carry, **params):
+    """Batch the body once; which carries are batched is a fixed point (a carry
+    that starts unbatched stays so unless the body mixes a batched value into it).
+    The xs are batched at axis 1, axis 0 being the one scanned over, as are the ys."""
+    const_b, init_b, xs_b = _split_args([d is not None for d in dims], num_consts, num_carry)
+    ys_inst = (False,) * (len(jaxpr.outvars) - num_carry)
+
+    def batched(carry_b):
+        dims_in = tuple(0 if b else None for b in const_b + carry_b + xs_b)
+        return vmap_jaxpr(jaxpr, axis_size, dims_in, (*carry_b, *ys_inst))
+    carry_b = _carry_fixed_point(lambda b: batched(b)[2][:num_carry], init_b)
+    body, body_consts, out_b = batched(carry_b)
+    to = [0 if b else None for b in const_b + carry_b] + [1 if b else None for b in xs_b]
+    vals = [move_batch_axis(axis_size, d, t, x) for x, d, t in zip(vals, dims, to)]
+    outs = scan_p.bind(*body_consts, *vals, jaxpr=body, num_carry=num_carry,
+                       num_consts=len(body_consts) + num_consts, **params)
+    return outs, [0 if b else None for b in out_b[:num_carry]] + \
+        [1 if b else None for b in out_b[num_carry:]]
+
+
+primitive_jvps[scan_p] = _scan_jvp
+primitive_transposes[scan_p] = _scan_transpose
+primitive_batchers[scan_p] = _scan_batch
+custom_partial_eval_rules[scan_p] = _scan_partial_eval
+partial_eval_jaxpr_custom_rules[scan_p] = _scan_partial_eval_jaxpr
+
+
+def map(f: Callable, xs, *, batch_size: int | None = None):
+    """``f`` applied to each slice of ``xs`` along its leading axis, the results
+    stacked: a scan with no carry.  With ``batch_size``, each iteration applies
+    ``vmap(f)`` to that many slices, and one more ``vmap(f)`` takes the remainder."""
+    leaves, tree = tree_flatten(xs)
+    if batch_size is None or not leaves:
+        return scan(lambda _, x: ((), f(x)), (), xs)[1]
+    size = leaves[0].shape[0]
+    num_batches = size // batch_size if batch_size else 0
+    done = num_batches * batch_size
+    batches = [lax.reshape(x[:done], (num_batches, batch_size, *x.shape[1:]))
+               for x in leaves] if num_batches else []
+    rest = [x[done:] for x in leaves] if done < size or not num_batches else []
+    ys = []
+    if batches:
+        ys.append(scan(lambda _, x: ((), vmap(f)(x)), (), tree_unflatten(tree, batches))[1])
+    if rest:
+        ys.append(vmap(f)(tree_unflatten(tree, rest)))
+    unbatch = lambda y: lax.reshape(y, (done, *y.shape[2:]))  # noqa: E731
+    if len(ys) == 2:
+        return tree_map(lambda a, b: lax.concatenate([unbatch(a), b], 0), *ys)
+    return tree_map(unbatch, ys[0]) if batches else ys[0]
+
+
+# ---------------------------------------------------------------------------
 # fori_loop.
 
 
-def fori_loop(lower, upper, body_fun: Callable, init_val):
+def fori_loop(lower, upper, body_fun: Callable, init_val, *, unroll: int | bool | None = None):
     """``for i in range(lower, upper): val = body_fun(i, val)``.
 
-    With Python int bounds the loop is unrolled as it is traced, so reverse mode
-    works (JAX uses a scan there); with traced bounds it is a while_loop.
+    With bounds known while tracing it is a scan whose carry holds the index, so
+    reverse mode works; with traced bounds it is a while_loop.
     """
-    if _is_static_int(lower) and _is_static_int(upper):
-        # The carry is made of arrays, as JAX's staged loop makes it, so NumPy and
-        # Python values come out as Arrays even when no iteration runs.
-        val = _carry_of_arrays(init_val)
-        for i in range(int(lower), int(upper)):
-            val = _carry_of_arrays(body_fun(_int32(i), val))
-        return val
+    lower_dtype, upper_dtype = get_aval(lower).dtype, get_aval(upper).dtype
+    if lower_dtype != upper_dtype:
+        raise TypeError(f"lower and upper arguments to fori_loop must have equal types, got "
+                        f"{lower_dtype.name} and {upper_dtype.name}")
+    start, stop = _concrete_int(lower), _concrete_int(upper)
+    if start is not None and stop is not None:
+        def step(loop_carry, _):  # JAX's name, which its messages show
+            i, val = loop_carry
+            return (i + 1, body_fun(i, val)), None
+        carry, _ = scan(step, (start, init_val), None, max(stop - start, 0),
+                        unroll=False if unroll is None else unroll)
+        return carry[1]
+    if unroll is not None and unroll is not False and unroll != 1:
+        raise ValueError("Can only use `unroll` in `fori_loop` if the loop bounds are "
+                         "statically known.")
 
     def cond(carry):
         i, stop, _ = carry
@@ -378,29 +777,21 @@ def fori_loop(lower, upper, body_fun: Callable, init_val):
         i, stop, val = carry
         return lax.add(i, _int32(1)), stop, body_fun(i, val)
 
-    lower, upper = _as_int32(lower), _as_int32(upper)
     return while_loop(cond, body, (lower, upper, init_val))[2]
 
 
-def _carry_of_arrays(carry):
-    return tree_map(lambda x: x if isinstance(x, Tracer) else to_array(x), carry)
-
-
-def _is_static_int(x) -> bool:
-    """A bound known while tracing: a Python or NumPy int, or a concrete int array."""
-    if isinstance(x, bool) or isinstance(x, Tracer):
-        return False
-    return np.ndim(x) == 0 and np.issubdtype(np.asarray(x).dtype, np.integer)
+def _concrete_int(x) -> int | None:
+    """A bound known while tracing, as JAX finds one: a concrete value that int() takes."""
+    if isinstance(x, Tracer) and x.to_concrete_value() is None:
+        return None
+    try:
+        return int(x)
+    except TypeError:
+        return None
 
 
 def _int32(i: int):
     return Array(np.asarray(i, np.int32))
-
-
-def _as_int32(x):
-    if isinstance(x, Tracer):
-        return lax.convert_element_type(x, np.int32)
-    return _int32(int(concrete_or_error(x, "fori_loop")))
 
 
 # ---------------------------------------------------------------------------
@@ -484,7 +875,7 @@ def _cond_batch(axis_size, vals, dims, *, branches):
     index, *args = vals
     index_dim, *arg_dims = dims
     if index_dim is None:
-        batched = [vmap_jaxpr(b, axis_size, tuple(arg_dims)) for b in branches]
+        batched = [vmap_jaxpr(b, axis_size, tuple(arg_dims))[:2] for b in branches]
         new_branches = _join_consts([b for b, _ in batched], [c for _, c in batched])
         consts = [c for _, cs in batched for c in cs]
         outs = cond_p.bind(index, *consts, *args, branches=new_branches)
@@ -541,7 +932,7 @@ def _cond_partial_eval(trace: PartialEvalTrace, args, *, branches):
     index, *args = args
     if trace.is_own(index):
         raise ValueError("cond with an unknown predicate cannot be linearized")
-    unks = tuple(map(trace.is_own, args))
+    unks = tuple(trace.is_own(x) for x in args)
     known, unknown, out_unks, num_res = _split_cond(branches, unks)
     known_vals = [x for x, u in zip(args, unks) if not u]
     outs_and_res = cond_p.bind_with_trace(trace.parent_trace, [index, *known_vals],
