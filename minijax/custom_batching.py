@@ -23,7 +23,7 @@ from minijax.api import jvp
 from minijax.core import Primitive, get_aval
 from minijax.custom_derivatives import _name, forward_attr, resolve_kwargs
 from minijax.jaxpr import Jaxpr, convert_constvars_jaxpr
-from minijax.numpy import stack
+from minijax.lax.control_flow import map as lax_map
 from minijax.partial_eval import (
     custom_partial_eval_rules, partial_eval_jaxpr_custom_rules, trace_to_jaxpr)
 from minijax.pjit import compile_jaxpr
@@ -197,20 +197,22 @@ partial_eval_jaxpr_custom_rules[custom_vmap_p] = no_linearization
 
 
 def sequential_vmap(f: Callable) -> custom_vmap:
-    """``f`` batched by calling it once per example, one after the other, and
-    stacking the results: for a function with no batched form of its own."""
+    """``f`` batched by running it once per example, in a ``lax.map`` (a scan
+    that traces ``f`` once), and stacking the results: for a function with no
+    batched form of its own."""
     f = custom_vmap(f)
 
     @f.def_vmap
     def rule(axis_size: int, in_batched: list, *args) -> tuple[Any, Any]:
         flat_args, tree = tree_flatten(list(args))
         flat_batched = tree_leaves(in_batched)
-        if not any(flat_batched):  # JAX's lax.map has nothing to map over
-            raise ValueError("scan got no values to scan over and `length` not provided.")
-        outs = [f(*tree_unflatten(tree, [x[i] if batched else x
-                                         for x, batched in zip(flat_args, flat_batched)]))
-                for i in range(axis_size)]
-        out = tree_map(lambda *examples: stack(examples), *outs)
+
+        def one_example(mapped: list):
+            examples = iter(mapped)
+            return f(*tree_unflatten(tree, [next(examples) if batched else x
+                                            for x, batched in zip(flat_args, flat_batched)]))
+
+        out = lax_map(one_example, [x for x, b in zip(flat_args, flat_batched) if b])
         return out, tree_map(lambda _: True, out)
 
     return f

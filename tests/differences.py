@@ -158,8 +158,10 @@ def numpy_reshape(m) -> bool:
             and all("minijax gives a array, JAX a numpy array" in p for p in m.problems))
 
 
-def sequential_vmap_loop(m) -> bool:
-    return "sequential_vmap" in m.source and m.mini.error is None and _values_only(m)
+def typed_ndarray(m) -> bool:
+    """JAX hands back an input passed through unchanged as its own NumPy subclass."""
+    return (m.mini.error is None and "TypedNdArray" in repr(m.real.value) and bool(m.problems)
+            and all("minijax gives a numpy array, JAX a array" in p for p in m.problems))
 
 
 DELIBERATE = [
@@ -230,19 +232,14 @@ DELIBERATE = [
         "def program(x, y):\n    return jax.jit(lambda y: y ** y)(y)",
         np.array(0.0, np.float32), np.array(-5, np.int32)),
     Entry(
-        "sequential_vmap_loop",
-        "`sequential_vmap` loops in Python",
-        "`jax.custom_batching.sequential_vmap` batches a function with `lax.map`, a `scan` "
-        "that traces the function once and runs it for each example at run time. minijax "
-        "has no `scan`: its rule calls the function on each example in a Python loop and "
-        "stacks the results, so the function is traced once per example, and a jaxpr holds "
-        "one copy of it per example. The values are the same.",
-        sequential_vmap_loop,
+        "typed_ndarray",
+        "A NumPy input passed through a derivative unchanged",
+        "A NumPy array that `vjp` returns as an output, or `grad` as auxiliary data, "
+        "without any operation on it comes back from minijax as the NumPy array it was; "
+        "JAX 0.10.2 wraps it in `TypedNdArray`, an internal subclass of NumPy's array "
+        "that JAX counts as one of its own arrays.",
+        typed_ndarray,
         "def program(x, y):\n"
-        "    traced = []\n"
-        "    def f(a):\n"
-        "        traced.append(a)\n"
-        "        return jnp.sin(a) * y\n"
-        "    return jax.vmap(jax.custom_batching.sequential_vmap(f))(x), len(traced)",
-        np.array([0.5, -1.0, 2.0], np.float32), 2.0),
+        "    return jax.grad(lambda x: (jnp.sum(x), x), has_aux=True)(x)",
+        np.array([0.0, 1.0], np.float32), 0.0),
 ]
