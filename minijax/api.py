@@ -31,12 +31,12 @@ def jvp(fun: Callable, primals, tangents):
     argument of ``fun``; returns ``(primals_out, tangents_out)``.
     """
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
-        raise TypeError("primal and tangent arguments to jvp must be tuples or lists; "
+        raise TypeError("primal and tangent arguments to jax.jvp must be tuples or lists; "
                         f"found {type(primals).__name__} and {type(tangents).__name__}.")
     primals_flat, in_tree = tree_flatten(tuple(primals))
     tangents_flat, tangent_tree = tree_flatten(tuple(tangents))
     if in_tree != tangent_tree:
-        raise TypeError(f"primal and tangent arguments to jvp must have the same tree "
+        raise TypeError(f"primal and tangent arguments to jax.jvp must have the same tree "
                         f"structure; primals have tree structure {in_tree} whereas "
                         f"tangents have tree structure {tangent_tree}.")
     for p, t in zip(primals_flat, tangents_flat):
@@ -50,14 +50,17 @@ def jvp(fun: Callable, primals, tangents):
 
 
 def check_tangent(primal_aval, tangent_aval) -> None:
+    """JAX's checks, in JAX's order and words."""
+    primal, tangent = primal_aval.dtype.name, tangent_aval.dtype.name
+    if dtypes.is_float(primal_aval.dtype) and primal != tangent:
+        raise TypeError(f"primal and tangent arguments to jax.jvp do not match; dtypes "
+                        f"must be equal, or in case of int/bool primal dtype the tangent "
+                        f"dtype must be float0.Got primal dtype {primal} and so expected "
+                        f"tangent dtype {primal}, but got tangent dtype {tangent} instead.")
     if primal_aval.shape != tangent_aval.shape:
-        raise ValueError(f"jvp called with different primal and tangent shapes; got "
-                         f"primal shape {primal_aval.shape} and tangent shape "
+        raise ValueError(f"jvp called with different primal and tangent shapes;Got primal "
+                         f"shape {primal_aval.shape} and tangent shape as "
                          f"{tangent_aval.shape}")
-    if dtypes.is_float(primal_aval.dtype) and primal_aval.dtype != tangent_aval.dtype:
-        raise TypeError(f"primal and tangent arguments to jvp do not match; dtypes must "
-                        f"be equal, got {primal_aval.dtype.name} and "
-                        f"{tangent_aval.dtype.name}")
 
 
 
@@ -273,6 +276,14 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0,
     """
     if isinstance(in_axes, list):
         in_axes = tuple(in_axes)  # JAX accepts a list here, meaning a tuple
+    if not (in_axes is None or type(in_axes) in (int, tuple)):
+        raise TypeError(f"vmap in_axes must be an int, None, or a tuple of entries "
+                        f"corresponding to the positional arguments passed to the "
+                        f"function, but got {in_axes}.")
+    for what, axes in (("in_axes", in_axes), ("out_axes", out_axes)):
+        if not all(type(axis) is int for axis in tree_leaves(axes)):
+            raise TypeError(f"vmap {what} must be an int, None, or (nested) container "
+                            f"with those types as leaves, but got {axes}.")
 
     @functools.wraps(fun)
     def batched_fun(*args):
@@ -284,16 +295,14 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0,
         args_flat, in_tree = tree_flatten(args)
         axes_flat = _axes_per_leaf(in_axes if isinstance(in_axes, tuple) else
                                       (in_axes,) * len(args), args, "in_axes")
-        normalized = [_normalize_axis(ax, get_aval(x).ndim, "in_axes")
-                      for x, ax in zip(args_flat, axes_flat)]
+        normalized = [_in_axis(ax, x) for x, ax in zip(args_flat, axes_flat)]
         size = _axis_size(fun, args, args_flat, axes_flat, axis_size)  # axes as given
         flat_fun, out_tree = flatten_fun(fun, in_tree)
         outs, dims_out = vmap_flat(flat_fun, size, normalized, args_flat)
-        out_axes_flat = _axes_per_leaf(out_axes, tree_unflatten(out_tree.get(), outs),
-                                          "out_axes")
-        outs = [move_batch_axis(size, src, _normalize_axis(
-                    dst, get_aval(o).ndim + 1 - (src is not not_mapped), "out_axes"), o)
-                for o, src, dst in zip(outs, dims_out, out_axes_flat)]
+        outs_tree = tree_unflatten(out_tree.get(), outs)
+        out_axes_flat = _axes_per_leaf(out_axes, outs_tree, "out_axes")
+        outs = [_to_out_axis(size, src, dst, o, path) for o, src, dst, path
+                in zip(outs, dims_out, out_axes_flat, leaf_paths(outs_tree))]
         return tree_unflatten(out_tree.get(), outs)
 
     return batched_fun
@@ -308,12 +317,27 @@ def _axes_per_leaf(prefix, tree, what: str) -> list:
                          f"corresponding value: {e}") from None
 
 
-def _normalize_axis(axis, ndim: int, what: str):
-    if axis is None:
-        return None
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"vmap {what} axis {axis} is out of bounds for an array of "
-                         f"rank {ndim}")
-    return axis % ndim
+def _in_axis(axis, x):
+    """``axis`` of the argument ``x``, counted from the front."""
+    shape = get_aval(x).shape
+    if axis is not None and not -len(shape) <= axis < len(shape):
+        raise ValueError(f"vmap was requested to map its argument along axis {axis}, which "
+                         f"implies that its rank should be at least "
+                         f"{axis + 1 if axis >= 0 else -axis}, but is only {len(shape)} "
+                         f"(its shape is {shape})")
+    return axis if axis is None else axis % len(shape)
+
+
+def _to_out_axis(size: int, src, dst, x, path: str):
+    """The output ``x``, batched at ``src``, with its batch axis moved to ``dst``."""
+    if dst is None:
+        if src is not not_mapped:
+            raise ValueError(f"at vmap out_axes{path}, got axis spec None but output was "
+                             f"batched on axis {src}")
+        return x
+    ndim = get_aval(x).ndim + (src is not_mapped)
+    if not -ndim <= dst < ndim:
+        raise ValueError(f"axis {dst} is out of bounds for array of dimension {ndim}")
+    return move_batch_axis(size, src, dst % ndim, x)
 
 

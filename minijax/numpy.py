@@ -136,7 +136,9 @@ def _broadcast(*args, name: str | None = None):
     try:
         shape = np.broadcast_shapes(*shapes)
     except ValueError:
-        if name is None:  # JAX's error type differs between these two cases
+        # As in JAX: operands of one rank reach lax, whose binary operation names itself
+        # in a TypeError; other ranks, and other functions, fail in broadcast_shapes.
+        if name is None or len({len(s) for s in shapes}) > 1:
             raise ValueError(f"Incompatible shapes for broadcasting: shapes={shapes}") from None
         raise TypeError(f"{name} got incompatible shapes for broadcasting: "
                         f"{', '.join(map(str, shapes))}.") from None
@@ -260,9 +262,9 @@ def where(condition, x, y):
 
 def clip(x, min=None, max=None):  # noqa: A002  (JAX's names)
     if min is not None:
-        x = maximum(x, min)
+        x = maximum(min, x)  # the bound first, as in JAX
     if max is not None:
-        x = minimum(x, max)
+        x = minimum(max, x)
     return x
 
 

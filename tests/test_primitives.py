@@ -372,6 +372,15 @@ def test_jvp_of_python_scalars_keeps_weak_types():
     parity.assert_same(lambda jax, jnp: jax.jvp(jnp.sin, (jnp.float32(3.0),), (jnp.float32(1.0),)))
 
 
+def test_pow_tangents_are_strongly_typed_as_in_jax():
+    """pow's rule converts each contribution to a strong type, whatever the operands'."""
+    parity.assert_same(lambda jax, jnp: jax.jvp(lambda y: 2.0 ** y, (1.5,), (1.0,)))
+    parity.assert_same(lambda jax, jnp: jax.jvp(lambda x: x ** 3.0, (1.5,), (1.0,)))
+    parity.assert_same(lambda jax, jnp: jax.jvp(lambda x, y: x ** y, (1.5, 2.0), (1.0, 1.0)))
+    parity.assert_same(lambda jax, jnp: jax.jvp(jax.jit(lambda y: 2.0 ** y), (1.5,), (1.0,)))
+    parity.assert_same(lambda jax, jnp: jax.grad(lambda y: 2.0 ** y)(1.5))
+
+
 @pytest.mark.parametrize("make", [
     lambda jnp: jnp.array(3.0), lambda jnp: jnp.array([3.0]), lambda jnp: jnp.array(3),
     lambda jnp: jnp.array([1, 2]), lambda jnp: jnp.array(True), lambda jnp: jnp.array([True]),

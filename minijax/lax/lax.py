@@ -3,9 +3,10 @@
 Some of JAX's names here (max, min, abs, pow, slice) are also Python builtins;
 inside this module the builtins are reached as ``builtins.max`` and so on.
 
-Primitives are strict, as in JAX's lax: binary operations want operands of the
-same shape and dtype.  Broadcasting and type promotion are the business of
-``minijax.numpy``, which is written on top of these functions.
+Primitives are strict: binary operations want operands of the same dtype, as in
+JAX's lax, and of the same shape, where JAX's also broadcast a scalar or a size-1 axis.
+Broadcasting and type promotion are the business of ``minijax.numpy``, which is
+written on top of these functions.
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import builtins
 import numpy as np
 
 from minijax import dtypes
-from minijax.core import Array, Primitive, ShapedArray, get_aval
+from minijax.core import Array, Primitive, ShapedArray, Tracer, get_aval
 
 
 def _primitive(name: str, impl, abstract_eval) -> Primitive:
@@ -184,6 +185,9 @@ def convert_element_type(x, new_dtype, weak_type: bool = False):
     new_dtype = dtypes.canonicalize(new_dtype)
     if aval.dtype == new_dtype and aval.weak_type == weak_type:
         return x
+    if aval.shape == () and not isinstance(x, Tracer):
+        # A scalar constant is converted now, never staged: JAX folds its conversion.
+        return Array(np.asarray(x).astype(new_dtype), weak_type)
     return convert_element_type_p.bind(x, new_dtype=new_dtype, weak_type=weak_type)
 
 
