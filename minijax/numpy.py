@@ -49,7 +49,7 @@ bool_ = _ScalarType("bool")
 def asarray(x, dtype=None):
     """An array from a Python scalar, nested lists, a NumPy array or an array."""
     if isinstance(x, (list, tuple)) and builtins.any(isinstance(v, Tracer) for v in _flat(x)):
-        return asarray(stack([asarray(v) for v in x]), dtype)
+        return asarray(_strong(stack([asarray(v) for v in x])), dtype)  # a list is strong
     if isinstance(x, (list, tuple)):
         x = np.asarray([np.asarray(v) for v in x])  # a list is strongly typed
     if dtype is None:
@@ -65,13 +65,20 @@ array = asarray
 
 def stack(arrays, axis: int = 0):
     """Join arrays of one shape along a new axis."""
-    arrays = [_as_operand(a) for a in arrays]
-    arrays = _broadcast(*_promote(*arrays))
-    shape = list(get_aval(arrays[0]).shape)
+    if not arrays:
+        raise ValueError("Need at least one array to stack.")
+    arrays = _promote(*[_as_operand(a) for a in arrays])
+    shapes = [get_aval(a).shape for a in arrays]
+    if len(set(shapes)) > 1:  # JAX's messages: no broadcasting here
+        problem = ("Cannot stack arrays with different numbers of dimensions: got"
+                   if len(set(map(len, shapes))) > 1 else
+                   "All input arrays must have the same shape. Got")
+        raise ValueError(f"{problem} {', '.join(map(str, shapes))}.")
+    shape = list(shapes[0])
     axis = axis % (len(shape) + 1)
     expanded = shape[:axis] + [1] + shape[axis:]
     kept = tuple(i for i in range(len(expanded)) if i != axis)
-    parts = [lax.broadcast_in_dim(_strong(a), tuple(expanded), kept) for a in arrays]
+    parts = [lax.broadcast_in_dim(a, tuple(expanded), kept) for a in arrays]
     return lax.concatenate(parts, axis)
 
 

@@ -345,6 +345,15 @@ def test_binary_operation_on_shapes_that_do_not_broadcast(run):
     same_message(run)
 
 
+@pytest.mark.parametrize("run", [
+    lambda jax, jnp: jnp.stack([jnp.ones(2), 1.0]),
+    lambda jax, jnp: jnp.stack([jnp.ones(2), jnp.ones(1)]),
+    lambda jax, jnp: jnp.stack([]),
+])
+def test_stacking_arrays_of_different_shapes(run):
+    same_message(run)  # no broadcasting, unlike most functions of two arrays
+
+
 def test_broadcast_to_an_incompatible_shape():
     raises_as_in_jax(lambda jax, jnp: jnp.broadcast_to(jnp.ones(3), (2, 4)), "ValueError")
 

@@ -372,6 +372,12 @@ def test_jvp_of_python_scalars_keeps_weak_types():
     parity.assert_same(lambda jax, jnp: jax.jvp(jnp.sin, (jnp.float32(3.0),), (jnp.float32(1.0),)))
 
 
+def test_stacking_traced_values_keeps_weak_types_and_a_list_does_not():
+    parity.assert_same(lambda jax, jnp: jax.jit(lambda x: (
+        jnp.stack([x, 1.0]), jnp.array([x, 1.0])))(1.0))
+    parity.assert_same(lambda jax, jnp: jax.jvp(lambda x: jnp.stack([x, x]), (1.0,), (1.0,)))
+
+
 def test_pow_tangents_are_strongly_typed_as_in_jax():
     """pow's rule converts each contribution to a strong type, whatever the operands'."""
     parity.assert_same(lambda jax, jnp: jax.jvp(lambda y: 2.0 ** y, (1.5,), (1.0,)))
@@ -400,6 +406,8 @@ def test_pow_tangents_are_strongly_typed_as_in_jax():
     lambda jnp: jnp.array(1.0) < 2.0, lambda jnp: jnp.sum(jnp.array([True, True, False])),
     lambda jnp: jnp.sum(jnp.arange(3) * 2.0), lambda jnp: jnp.sum(1.0),
     lambda jnp: jnp.max(jnp.array(1.0)), lambda jnp: jnp.mean(jnp.array(2.0)),
+    lambda jnp: jnp.stack([1.0, 2]), lambda jnp: jnp.stack([jnp.asarray(1.0), 2.0]),
+    lambda jnp: jnp.stack([jnp.float32(1.0), 2.0]),
 ])
 def test_creation_and_weak_types(make):
     parity.assert_same(lambda jax, jnp: make(jnp))
