@@ -364,8 +364,8 @@ def broadcast_to(x, shape):
     ndim = aval.ndim
     if ndim > len(shape) or builtins.any(d not in (1, s) for d, s in zip(aval.shape[::-1], shape[::-1])):
         raise ValueError(f"Incompatible types for broadcasting: input type="
-                         f"{aval.str_short()} and requested type="
-                         f"{aval.update(shape=shape).str_short()}")
+                         f"{aval.str_short(short_dtypes=False)} and requested type="
+                         f"{aval.update(shape=shape).str_short(short_dtypes=False)}")
     return lax.broadcast_in_dim(x, shape, tuple(range(len(shape) - ndim, len(shape))))
 
 

@@ -355,7 +355,7 @@ def test_stacking_arrays_of_different_shapes(run):
 
 
 def test_broadcast_to_an_incompatible_shape():
-    raises_as_in_jax(lambda jax, jnp: jnp.broadcast_to(jnp.ones(3), (2, 4)), "ValueError")
+    same_message(lambda jax, jnp: jnp.broadcast_to(jnp.ones(3), (2, 4)))
 
 
 @pytest.mark.parametrize("reduce", ["sum", "max"])
