@@ -143,6 +143,11 @@ JAXPRS = {
         lambda a, b: a ** b, (x, y), (t, t)), (3.0, 2.0, 1.0)),
     "jvp_of_pow_in_y": (lambda jax, jnp: lambda x, y, t: jax.jvp(
         lambda b: x ** b, (y,), (t,)), (3.0, 2.0, 1.0)),
+    # The conversion of a scalar constant is folded, not staged.
+    "jvp_of_astype_at_a_python_float": (lambda jax, jnp: lambda t: jax.jvp(
+        lambda a: a.astype(jnp.float32) * a, (3.0,), (t,)), (1.0,)),
+    "jvp_of_a_power_of_two": (lambda jax, jnp: lambda x, t: jax.jvp(
+        lambda a: a ** 2.0, (x,), (t,)), (3.0, 1.0)),
     # broadcast_in_dim printed as JAX prints it: no shape, no empty broadcast_dimensions.
     "broadcast_to": (lambda jax, jnp: lambda x: jnp.broadcast_to(x, (3, 2)), (V[:2],)),
     "broadcast_a_scalar": (lambda jax, jnp: lambda x: jnp.broadcast_to(x, (3, 2)), (1.0,)),

@@ -15,7 +15,7 @@ import builtins
 import numpy as np
 
 from minijax import dtypes
-from minijax.core import Array, Primitive, ShapedArray, Tracer, get_aval
+from minijax.core import Array, Primitive, ShapedArray, get_aval
 
 
 def _primitive(name: str, impl, abstract_eval) -> Primitive:
@@ -185,9 +185,6 @@ def convert_element_type(x, new_dtype, weak_type: bool = False):
     new_dtype = dtypes.canonicalize(new_dtype)
     if aval.dtype == new_dtype and aval.weak_type == weak_type:
         return x
-    if aval.shape == () and not isinstance(x, Tracer):
-        # A scalar constant is converted now, never staged: JAX folds its conversion.
-        return Array(np.asarray(x).astype(new_dtype), weak_type)
     return convert_element_type_p.bind(x, new_dtype=new_dtype, weak_type=weak_type)
 
 
