@@ -341,8 +341,19 @@ def _as_array(g):
     return g if isinstance(g, (Tracer, Array)) else to_array(g)
 
 
-defjvp(lax.add_p, lambda g, x, y: _as_array(g), lambda g, x, y: _as_array(g))
-defjvp(lax.sub_p, lambda g, x, y: _as_array(g), lambda g, x, y: lax.neg(g))
+def _add_sub_tangent(combine: Callable, negate: Callable) -> Callable:
+    """As in JAX, two tangents are combined with the primitive itself (``add``, not
+    ``add_any``), and a lone tangent of y is handed on (negated for ``sub``)."""
+    def tangent(out, primals, tangents):
+        x_dot, y_dot = tangents
+        if type(y_dot) is Zero:
+            return _as_array(x_dot)
+        return negate(y_dot) if type(x_dot) is Zero else combine(x_dot, y_dot)
+    return tangent
+
+
+tangent_rules[lax.add_p] = _add_sub_tangent(lax.add, _as_array)
+tangent_rules[lax.sub_p] = _add_sub_tangent(lax.sub, lax.neg)
 defjvp(lax.mul_p, lambda g, x, y: lax.mul(g, y), lambda g, x, y: lax.mul(x, g))
 defjvp(lax.div_p, lambda g, x, y: lax.div(g, y),
        lambda g, x, y: lax.mul(lax.mul(lax.neg(g), x), lax.integer_pow(y, -2)))
@@ -357,14 +368,16 @@ defjvp2(lax.expm1_p, lambda g, y, x: lax.mul(g, lax.add(y, _one(y))))
 defjvp2(lax.sqrt_p, lambda g, y, x: lax.mul(g, lax.div(lax.full_like(y, 0.5), y)))
 defjvp(lax.abs_p, lambda g, x: lax.select_n(lax.ge(x, lax.zeros_like(x)), lax.neg(g), g))
 def _pow_jvp_lhs(g, ans, x, y):
-    x = lax.convert_element_type(x, get_aval(ans).dtype)  # strongly typed, as in JAX
+    dtype = get_aval(ans).dtype  # both operands strongly typed, as in JAX
+    x, y = lax.convert_element_type(x, dtype), lax.convert_element_type(y, dtype)
     return lax.mul(g, lax.mul(y, lax.pow(x, lax.sub(y, _one(y)))))
 
 
 def _pow_jvp_rhs(g, ans, x, y):
     # log(x) is needed only for y's tangent; at x = 0 it is replaced by 0.
     log_x = lax.log(lax.select_n(lax.eq(x, lax.zeros_like(x)), x, _one(x)))
-    return lax.mul(g, lax.mul(log_x, ans))
+    # Strongly typed, as in JAX, even when y is weakly typed.
+    return lax.convert_element_type(lax.mul(g, lax.mul(log_x, ans)), get_aval(y).dtype)
 
 
 defjvp2(lax.pow_p, _pow_jvp_lhs, _pow_jvp_rhs)

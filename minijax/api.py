@@ -319,6 +319,14 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0,
     """
     if isinstance(in_axes, list):
         in_axes = tuple(in_axes)  # JAX accepts a list here, meaning a tuple
+    if not (in_axes is None or type(in_axes) in (int, tuple)):
+        raise TypeError(f"vmap in_axes must be an int, None, or a tuple of entries "
+                        f"corresponding to the positional arguments passed to the "
+                        f"function, but got {in_axes}.")
+    for what, axes in (("in_axes", in_axes), ("out_axes", out_axes)):
+        if not all(type(axis) is int for axis in tree_leaves(axes)):
+            raise TypeError(f"vmap {what} must be an int, None, or (nested) container "
+                            f"with those types as leaves, but got {axes}.")
 
     @functools.wraps(fun)
     def batched_fun(*args):
@@ -330,16 +338,14 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0,
         args_flat, in_tree = tree_flatten(args)
         axes_flat = _axes_per_leaf(in_axes if isinstance(in_axes, tuple) else
                                       (in_axes,) * len(args), args, "in_axes")
-        normalized = [_normalize_axis(ax, get_aval(x).ndim, "in_axes")
-                      for x, ax in zip(args_flat, axes_flat)]
+        normalized = [_in_axis(ax, x) for x, ax in zip(args_flat, axes_flat)]
         size = _axis_size(fun, args, args_flat, axes_flat, axis_size)  # axes as given
         flat_fun, out_tree = flatten_fun(fun, in_tree)
         outs, dims_out = vmap_flat(flat_fun, size, normalized, args_flat)
-        out_axes_flat = _axes_per_leaf(out_axes, tree_unflatten(out_tree.get(), outs),
-                                          "out_axes")
-        outs = [move_batch_axis(size, src, _normalize_axis(
-                    dst, get_aval(o).ndim + 1 - (src is not not_mapped), "out_axes"), o)
-                for o, src, dst in zip(outs, dims_out, out_axes_flat)]
+        outs_tree = tree_unflatten(out_tree.get(), outs)
+        out_axes_flat = _axes_per_leaf(out_axes, outs_tree, "out_axes")
+        outs = [_to_out_axis(size, src, dst, o, path) for o, src, dst, path
+                in zip(outs, dims_out, out_axes_flat, leaf_paths(outs_tree))]
         return tree_unflatten(out_tree.get(), outs)
 
     return batched_fun
@@ -354,12 +360,27 @@ def _axes_per_leaf(prefix, tree, what: str) -> list:
                          f"corresponding value: {e}") from None
 
 
-def _normalize_axis(axis, ndim: int, what: str):
-    if axis is None:
-        return None
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"vmap {what} axis {axis} is out of bounds for an array of "
-                         f"rank {ndim}")
-    return axis % ndim
+def _in_axis(axis, x):
+    """``axis`` of the argument ``x``, counted from the front."""
+    shape = get_aval(x).shape
+    if axis is not None and not -len(shape) <= axis < len(shape):
+        raise ValueError(f"vmap was requested to map its argument along axis {axis}, which "
+                         f"implies that its rank should be at least "
+                         f"{axis + 1 if axis >= 0 else -axis}, but is only {len(shape)} "
+                         f"(its shape is {shape})")
+    return axis if axis is None else axis % len(shape)
+
+
+def _to_out_axis(size: int, src, dst, x, path: str):
+    """The output ``x``, batched at ``src``, with its batch axis moved to ``dst``."""
+    if dst is None:
+        if src is not not_mapped:
+            raise ValueError(f"at vmap out_axes{path}, got axis spec None but output was "
+                             f"batched on axis {src}")
+        return x
+    ndim = get_aval(x).ndim + (src is not_mapped)
+    if not -ndim <= dst < ndim:
+        raise ValueError(f"axis {dst} is out of bounds for array of dimension {ndim}")
+    return move_batch_axis(size, src, dst % ndim, x)
 
 

@@ -151,8 +151,6 @@ def move_batch_axis(axis_size: int, src, dst, x):
         shape.insert(dst, axis_size)
         return lax.broadcast_in_dim(x, tuple(shape),
                                     tuple(i for i in range(len(shape)) if i != dst))
-    if dst is not_mapped:
-        raise ValueError("vmap has mapped output but out_axes is None")
     if src == dst:
         return x
     perm = [i for i in range(get_aval(x).ndim) if i != src]

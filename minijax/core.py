@@ -444,7 +444,9 @@ def escaped_tracer_message(tracer: Tracer) -> str:
             f"{tracer.aval.str_short(short_dtypes=False)} wrapped in a "
             f"{type(tracer).__name__} to escape the scope of the transformation.\nJAX "
             f"transformations require that functions explicitly return their outputs, and "
-            f"disallow saving intermediate values to global state.")
+            f"disallow saving intermediate values to global state.\nTo catch the leak "
+            f"earlier, try setting the environment variable JAX_CHECK_TRACER_LEAKS or using "
+            f"the `jax.checking_leaks` context manager.")
 
 
 class EvalTrace(Trace):

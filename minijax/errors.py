@@ -3,7 +3,12 @@ from __future__ import annotations
 
 
 class JAXTypeError(TypeError):
-    """Base class of minijax's type errors, as in JAX."""
+    """Base class of minijax's type errors, as in JAX, whose messages end with a link
+    to the error's entry on JAX's page of errors."""
+
+    def __init__(self, message: str):
+        super().__init__(f"{message}\nSee https://docs.jax.dev/en/latest/errors.html"
+                         f"#jax.errors.{type(self).__name__}")
 
 
 class ConcretizationTypeError(JAXTypeError):

@@ -207,7 +207,7 @@ def _pp_eqn(eqn: JaxprEqn, name: _Namer, binder: Callable, indent: int) -> str:
     rhs = " ".join(map(name, eqn.inputs))
     # Parameters in alphabetical order, but a name first, as JAX prints them.
     # An output structure (a Store) is not shown, as JAX does not show its own.
-    keys = sorted((k for k, v in eqn.params.items() if not isinstance(v, Store)),
+    keys = sorted((k for k, v in eqn.params.items() if _shown(eqn.primitive, k, v)),
                   key=lambda k: (k != "name", k))
     # A jit's jaxpr starts its own names; other nested jaxprs (a scan's) continue ours.
     fresh = "jaxpr" if eqn.primitive.name == "jit" else None
@@ -219,6 +219,14 @@ def _pp_eqn(eqn: JaxprEqn, name: _Namer, binder: Callable, indent: int) -> str:
     pad = " " * indent
     lines = "".join(f"\n{pad}  {p}" for p in params)
     return f"{lhs} = {eqn.primitive.name}[{lines}\n{pad}] {rhs}".rstrip()
+
+
+def _shown(primitive: Primitive, key: str, value) -> bool:
+    """JAX's printer leaves out broadcast_in_dim's shape (the result's type tells it),
+    and its broadcast_dimensions when there are none."""
+    if primitive.name == "broadcast_in_dim":
+        return key != "shape" and (key != "broadcast_dimensions" or bool(value))
+    return not isinstance(value, Store)
 
 
 def _pp_param(value, indent: int, name: _Namer | None, key: str) -> str:

@@ -49,7 +49,7 @@ bool_ = _ScalarType("bool")
 def asarray(x, dtype=None):
     """An array from a Python scalar, nested lists, a NumPy array or an array."""
     if isinstance(x, (list, tuple)) and builtins.any(isinstance(v, Tracer) for v in _flat(x)):
-        return asarray(stack([asarray(v) for v in x]), dtype)
+        return asarray(_strong(stack([asarray(v) for v in x])), dtype)  # a list is strong
     if isinstance(x, (list, tuple)):
         x = np.asarray([np.asarray(v) for v in x])  # a list is strongly typed
     if dtype is None:
@@ -65,13 +65,20 @@ array = asarray
 
 def stack(arrays, axis: int = 0):
     """Join arrays of one shape along a new axis."""
-    arrays = [_as_operand(a) for a in arrays]
-    arrays = _broadcast(*_promote(*arrays))
-    shape = list(get_aval(arrays[0]).shape)
+    if not arrays:
+        raise ValueError("Need at least one array to stack.")
+    arrays = _promote(*[_as_operand(a) for a in arrays])
+    shapes = [get_aval(a).shape for a in arrays]
+    if len(set(shapes)) > 1:  # JAX's messages: no broadcasting here
+        problem = ("Cannot stack arrays with different numbers of dimensions: got"
+                   if len(set(map(len, shapes))) > 1 else
+                   "All input arrays must have the same shape. Got")
+        raise ValueError(f"{problem} {', '.join(map(str, shapes))}.")
+    shape = list(shapes[0])
     axis = axis % (len(shape) + 1)
     expanded = shape[:axis] + [1] + shape[axis:]
     kept = tuple(i for i in range(len(expanded)) if i != axis)
-    parts = [lax.broadcast_in_dim(_strong(a), tuple(expanded), kept) for a in arrays]
+    parts = [lax.broadcast_in_dim(a, tuple(expanded), kept) for a in arrays]
     return lax.concatenate(parts, axis)
 
 
@@ -136,7 +143,9 @@ def _broadcast(*args, name: str | None = None):
     try:
         shape = np.broadcast_shapes(*shapes)
     except ValueError:
-        if name is None:  # JAX's error type differs between these two cases
+        # As in JAX: operands of one rank reach lax, whose binary operation names itself
+        # in a TypeError; other ranks, and other functions, fail in broadcast_shapes.
+        if name is None or len({len(s) for s in shapes}) > 1:
             raise ValueError(f"Incompatible shapes for broadcasting: shapes={shapes}") from None
         raise TypeError(f"{name} got incompatible shapes for broadcasting: "
                         f"{', '.join(map(str, shapes))}.") from None
@@ -260,9 +269,9 @@ def where(condition, x, y):
 
 def clip(x, min=None, max=None):  # noqa: A002  (JAX's names)
     if min is not None:
-        x = maximum(x, min)
+        x = maximum(min, x)  # the bound first, as in JAX
     if max is not None:
-        x = minimum(x, max)
+        x = minimum(max, x)
     return x
 
 
@@ -360,8 +369,8 @@ def broadcast_to(x, shape):
     ndim = aval.ndim
     if ndim > len(shape) or builtins.any(d not in (1, s) for d, s in zip(aval.shape[::-1], shape[::-1])):
         raise ValueError(f"Incompatible types for broadcasting: input type="
-                         f"{aval.str_short()} and requested type="
-                         f"{aval.update(shape=shape).str_short()}")
+                         f"{aval.str_short(short_dtypes=False)} and requested type="
+                         f"{aval.update(shape=shape).str_short(short_dtypes=False)}")
     return lax.broadcast_in_dim(x, shape, tuple(range(len(shape) - ndim, len(shape))))
 
 

@@ -22,7 +22,7 @@ import numpy as np
 from minijax import dtypes
 from minijax.lax import lax
 from minijax.core import (
-    Array, ShapedArray, Trace, Tracer, get_aval, set_current_trace, to_array)
+    Array, ShapedArray, Trace, Tracer, eval_trace, get_aval, set_current_trace, to_array)
 from minijax.jaxpr import (
     Jaxpr, JaxprEqn, Literal, Var, cache_per_jaxpr, convert_constvars_jaxpr)
 
@@ -80,6 +80,10 @@ class DynamicJaxprTrace(Trace):
         return outs
 
     def process_primitive(self, primitive, args, params):
+        if primitive is lax.convert_element_type_p and not isinstance(args[0], Tracer) \
+                and get_aval(args[0]).shape == ():
+            # As JAX does, a scalar constant is converted now rather than staged.
+            return primitive.bind_with_trace(eval_trace, args, params)
         out_avals = primitive.abstract_eval(*map(get_aval, args), **params)
         if primitive.multiple_results:
             return self.add_eqn(primitive, args, params, out_avals)

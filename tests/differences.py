@@ -164,6 +164,21 @@ def typed_ndarray(m) -> bool:
             and all("minijax gives a numpy array, JAX a array" in p for p in m.problems))
 
 
+def weak_tangent(m) -> bool:
+    """Only weak types differ, JAX's being weak, in a program that calls jvp."""
+    return (m.mini.error is None and m.real.error is None and bool(m.problems)
+            and all("weak_type is False in minijax, True in JAX" in p for p in m.problems)
+            and "jax.jvp(" in m.source)
+
+
+def explicit_broadcast(m) -> bool:
+    """Printed jaxprs differ, minijax's having more broadcast_in_dim equations."""
+    mini, real = str(m.mini.value), str(m.real.value)
+    return (m.mini.error is None and m.real.error is None and bool(m.problems)
+            and all("(as printed)" in p for p in m.problems)
+            and mini.count("broadcast_in_dim") > real.count("broadcast_in_dim"))
+
+
 DELIBERATE = [
     Entry(
         "complex",
@@ -242,4 +257,28 @@ DELIBERATE = [
         "def program(x, y):\n"
         "    return jax.grad(lambda x: (jnp.sum(x), x), has_aux=True)(x)",
         np.array([0.0, 1.0], np.float32), 0.0),
+    Entry(
+        "weak_tangent",
+        "Weak types of tangents",
+        "A tangent can be strongly typed while its primal is weakly typed: pow's rule "
+        "makes the tangent of `y ** 2.` strong for a Python float `y`, in both libraries, "
+        "and so is a `jnp.float32` tangent given to `jvp` for a Python float. JAX "
+        "compiles each `jax.numpy` function with `jit`, inside which a tangent has its "
+        "primal's type, so the next such function (`jnp.sin(y ** 2.)`) gives a weak "
+        "tangent again; minijax's functions are plain Python, and the tangent stays "
+        "strong. Only `weak_type` differs, never a value.",
+        weak_tangent,
+        "def program(x, y):\n    return jax.jvp(lambda y: jnp.sin(y ** 2.), (y,), (y,))",
+        np.array([0.5], np.float32), 1.5),
+    Entry(
+        "explicit_broadcast",
+        "Scalars beside arrays in jaxprs",
+        "JAX's `lax` operations take a scalar beside an array, and an axis of size 1 "
+        "beside a longer one, so `x * 2.` stages one equation, `mul a 2.0:f32[]`. "
+        "minijax's `lax` wants operands of one shape: `minijax.numpy` broadcasts them "
+        "first, and its jaxprs hold a `broadcast_in_dim` equation more for each such "
+        "operand. The values are the same.",
+        explicit_broadcast,
+        "def program(x, y):\n    return jax.make_jaxpr(lambda a: a * 2.)(x)",
+        np.array([0.5, -1.0], np.float32), 0.0),
 ]

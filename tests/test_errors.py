@@ -20,6 +20,7 @@ import parity
 
 V = np.array([0.3, -1.2, 2.5], np.float32)
 V4 = np.ones(4, np.float32)
+M23 = np.ones((2, 3), np.float32)
 
 
 def raises_as_in_jax(fn, type_name: str, *facts: str) -> BaseException:
@@ -154,6 +155,21 @@ def test_error_classes_are_related_as_in_jax():
     parity.assert_same(run)
 
 
+@pytest.mark.parametrize("run", [
+    lambda jax, jnp: jax.jit(lambda x: bool(x))(1.0),
+    lambda jax, jnp: jax.jit(lambda x: float(x))(1.0),
+    lambda jax, jnp: jax.jit(lambda x: np.asarray(x))(1.0),
+    lambda jax, jnp: jax.jit(lambda n: range(n))(3),
+])
+def test_jax_errors_end_with_a_link_to_their_page(run):
+    def last_line(jax, jnp):
+        try:
+            run(jax, jnp)
+        except TypeError as error:
+            return str(error).splitlines()[-1]
+    assert parity.assert_same(last_line).startswith("See https://docs.jax.dev/")
+
+
 # ---------------------------------------------------------------------------
 # Leaked tracers
 
@@ -191,6 +207,13 @@ def test_a_leaked_tracer_used_later(transform, use):
     assert isinstance(error, minijax.errors.UnexpectedTracerError)
 
 
+@pytest.mark.parametrize("transform", ["grad", "vmap", "jvp", "linearize"])
+def test_a_leaked_tracer_message(transform):
+    """JAX's message in full. (For a tracer leaked by jit, JAX also says where the
+    tracer was made, which minijax does not record.)"""
+    same_message(lambda jax, jnp: leak(jax, jnp, transform) + 1.0)
+
+
 # ---------------------------------------------------------------------------
 # vmap
 
@@ -209,14 +232,22 @@ def test_vmap_without_a_mapped_axis():
                      "ValueError", "in_axes")
 
 
-def test_vmap_axis_out_of_bounds():
-    raises_as_in_jax(lambda jax, jnp: jax.vmap(lambda x: x, in_axes=1)(V), "ValueError")
-    raises_as_in_jax(lambda jax, jnp: jax.vmap(lambda x: x)(1.0), "ValueError")
-
-
-def test_vmap_mapped_output_with_out_axes_none():
-    raises_as_in_jax(lambda jax, jnp: jax.vmap(lambda x: x * 2.0, out_axes=None)(V),
-                     "ValueError", "out_axes")
+@pytest.mark.parametrize("run", [
+    lambda jax, jnp: jax.vmap(lambda x: x, in_axes=1)(V),
+    lambda jax, jnp: jax.vmap(lambda x: x, in_axes=-2)(V),
+    lambda jax, jnp: jax.vmap(lambda x: x)(1.0),
+    lambda jax, jnp: jax.vmap(lambda x: x, out_axes=1)(V),
+    lambda jax, jnp: jax.vmap(lambda x: x, out_axes=-2)(V),
+    lambda jax, jnp: jax.vmap(lambda x: 1.0, out_axes=2)(V),  # an output not batched
+    lambda jax, jnp: jax.vmap(lambda x: {"a": (x, x)}, out_axes={"a": (0, 3)})(M23),
+    lambda jax, jnp: jax.vmap(lambda x: x * 2.0, out_axes=None)(V),
+    lambda jax, jnp: jax.vmap(lambda x: {"a": (x, x)}, out_axes={"a": (0, None)})(V),
+    lambda jax, jnp: jax.vmap(lambda x: x, out_axes=1.5),
+    lambda jax, jnp: jax.vmap(lambda x: x, in_axes=(0, 0.5)),
+    lambda jax, jnp: jax.vmap(lambda x: x, in_axes={"x": 0}),
+])
+def test_vmap_axis_messages(run):
+    same_message(run)
 
 
 def test_vmap_in_axes_of_the_wrong_length():
@@ -241,6 +272,17 @@ def test_jvp_with_mismatched_shapes_or_dtypes():
                      "ValueError", "(3,)", "(4,)")
     raises_as_in_jax(lambda jax, jnp: jax.jvp(jnp.sin, (V,), (np.ones(3, np.int32),)),
                      "TypeError", "float32", "int32")
+
+
+@pytest.mark.parametrize("run", [
+    lambda jax, jnp: jax.jvp(jnp.sin, V, V),
+    lambda jax, jnp: jax.jvp(lambda x, y: x * y, (1.0, 2.0), (1.0,)),
+    lambda jax, jnp: jax.jvp(jnp.sin, (V,), (V4,)),
+    lambda jax, jnp: jax.jvp(jnp.sin, (V,), (np.ones(3, np.int32),)),
+    lambda jax, jnp: jax.jvp(jnp.sin, (V,), (np.ones(4, np.int32),)),  # dtypes checked first
+])
+def test_jvp_argument_messages(run):
+    same_message(run)
 
 
 def test_vjp_with_a_cotangent_of_the_wrong_shape():
@@ -289,12 +331,31 @@ def test_shape_errors():
     raises_as_in_jax(lambda jax, jnp: jnp.where(jnp.ones(3) > 0, jnp.ones(4), 0.0), "ValueError")
 
 
-def test_binary_operation_on_shapes_that_do_not_broadcast():
-    raises_as_in_jax(lambda jax, jnp: jnp.ones(3) + jnp.ones(4), "TypeError")
+@pytest.mark.parametrize("run", [
+    lambda jax, jnp: jnp.ones(3) + jnp.ones(4),  # one rank: lax's TypeError
+    lambda jax, jnp: jnp.ones((2, 3)) * jnp.ones(2),  # two ranks: a ValueError
+    lambda jax, jnp: jnp.subtract(jnp.ones((2, 3)), np.ones((4, 1, 2), np.float32)),
+    lambda jax, jnp: jnp.power(jnp.ones((2, 3)), jnp.ones(2)),
+    lambda jax, jnp: jnp.divide(jnp.ones(3), jnp.ones(4)),
+    lambda jax, jnp: jnp.ones((2, 3)) < jnp.ones(2),
+    lambda jax, jnp: jnp.clip(jnp.ones(2), 0.0, jnp.ones(3)),
+    lambda jax, jnp: jnp.where(jnp.ones(3) > 0, jnp.ones(4), 0.0),
+])
+def test_binary_operation_on_shapes_that_do_not_broadcast(run):
+    same_message(run)
+
+
+@pytest.mark.parametrize("run", [
+    lambda jax, jnp: jnp.stack([jnp.ones(2), 1.0]),
+    lambda jax, jnp: jnp.stack([jnp.ones(2), jnp.ones(1)]),
+    lambda jax, jnp: jnp.stack([]),
+])
+def test_stacking_arrays_of_different_shapes(run):
+    same_message(run)  # no broadcasting, unlike most functions of two arrays
 
 
 def test_broadcast_to_an_incompatible_shape():
-    raises_as_in_jax(lambda jax, jnp: jnp.broadcast_to(jnp.ones(3), (2, 4)), "ValueError")
+    same_message(lambda jax, jnp: jnp.broadcast_to(jnp.ones(3), (2, 4)))
 
 
 @pytest.mark.parametrize("reduce", ["sum", "max"])

@@ -371,6 +371,21 @@ def test_jvp_of_python_scalars_keeps_weak_types():
     parity.assert_same(lambda jax, jnp: jax.jvp(jnp.sin, (jnp.float32(3.0),), (jnp.float32(1.0),)))
 
 
+def test_stacking_traced_values_keeps_weak_types_and_a_list_does_not():
+    parity.assert_same(lambda jax, jnp: jax.jit(lambda x: (
+        jnp.stack([x, 1.0]), jnp.array([x, 1.0])))(1.0))
+    parity.assert_same(lambda jax, jnp: jax.jvp(lambda x: jnp.stack([x, x]), (1.0,), (1.0,)))
+
+
+def test_pow_tangents_are_strongly_typed_as_in_jax():
+    """pow's rule converts each contribution to a strong type, whatever the operands'."""
+    parity.assert_same(lambda jax, jnp: jax.jvp(lambda y: 2.0 ** y, (1.5,), (1.0,)))
+    parity.assert_same(lambda jax, jnp: jax.jvp(lambda x: x ** 3.0, (1.5,), (1.0,)))
+    parity.assert_same(lambda jax, jnp: jax.jvp(lambda x, y: x ** y, (1.5, 2.0), (1.0, 1.0)))
+    parity.assert_same(lambda jax, jnp: jax.jvp(jax.jit(lambda y: 2.0 ** y), (1.5,), (1.0,)))
+    parity.assert_same(lambda jax, jnp: jax.grad(lambda y: 2.0 ** y)(1.5))
+
+
 @pytest.mark.parametrize("make", [
     lambda jnp: jnp.array(3.0), lambda jnp: jnp.array([3.0]), lambda jnp: jnp.array(3),
     lambda jnp: jnp.array([1, 2]), lambda jnp: jnp.array(True), lambda jnp: jnp.array([True]),
@@ -390,6 +405,8 @@ def test_jvp_of_python_scalars_keeps_weak_types():
     lambda jnp: jnp.array(1.0) < 2.0, lambda jnp: jnp.sum(jnp.array([True, True, False])),
     lambda jnp: jnp.sum(jnp.arange(3) * 2.0), lambda jnp: jnp.sum(1.0),
     lambda jnp: jnp.max(jnp.array(1.0)), lambda jnp: jnp.mean(jnp.array(2.0)),
+    lambda jnp: jnp.stack([1.0, 2]), lambda jnp: jnp.stack([jnp.asarray(1.0), 2.0]),
+    lambda jnp: jnp.stack([jnp.float32(1.0), 2.0]),
 ])
 def test_creation_and_weak_types(make):
     parity.assert_same(lambda jax, jnp: make(jnp))

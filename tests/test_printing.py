@@ -94,8 +94,8 @@ def test_printing_inside_a_cell_is_compared():
 
 # ---------------------------------------------------------------------------
 # Jaxprs: only where minijax stages the same equations as JAX. (Elsewhere it
-# differs by design: it has no symbolic zeros, no add_any, and broadcasts scalars
-# with explicit broadcast_in_dim equations.)
+# differs by design: it broadcasts a scalar beside an array with an explicit
+# broadcast_in_dim equation; see tests/differences.py.)
 
 V = np.array([0.3, -1.2, 2.5], np.float32)
 M = np.ones((2, 3), np.float32)
@@ -127,6 +127,30 @@ JAXPRS = {
     "log_minus_exp": (lambda jax, jnp: lambda x: jnp.log(x) - jnp.exp(x), (V,)),
     "two_outputs": (lambda jax, jnp: lambda x: (x, jnp.sin(x)), (V,)),
     "pytree_input": (lambda jax, jnp: lambda p: p["a"] * p["b"], ({"a": 1.0, "b": 2.0},)),
+    # Two tangents are added with add or sub itself, not add_any.
+    "jvp_of_add": (lambda jax, jnp: lambda x, y: jax.jvp(jnp.add, (x, y), (y, x)), (V, V)),
+    "jvp_of_x_plus_x": (lambda jax, jnp: lambda x, t: jax.jvp(lambda a: a + a, (x,), (t,)),
+                        (3.0, 1.0)),
+    "jvp_of_sub": (lambda jax, jnp: lambda x, y: jax.jvp(jnp.subtract, (x, y), (y, x)), (V, V)),
+    "jvp_of_sub_in_y": (lambda jax, jnp: lambda x, y: jax.jvp(lambda b: x - b, (y,), (x,)),
+                        (V, V)),
+    "linearize_of_add": (lambda jax, jnp: lambda x, t: jax.linearize(
+        lambda a: jnp.sin(a) + a, x)[1](t), (3.0, 1.0)),
+    "vmap_of_jvp_of_sub": (lambda jax, jnp: jax.vmap(lambda x, t: jax.jvp(
+        lambda a: jnp.sin(a) - jnp.cos(a), (x,), (t,))), (V, V)),
+    # pow's tangents are strongly typed, even for weak operands.
+    "jvp_of_pow": (lambda jax, jnp: lambda x, y, t: jax.jvp(
+        lambda a, b: a ** b, (x, y), (t, t)), (3.0, 2.0, 1.0)),
+    "jvp_of_pow_in_y": (lambda jax, jnp: lambda x, y, t: jax.jvp(
+        lambda b: x ** b, (y,), (t,)), (3.0, 2.0, 1.0)),
+    # The conversion of a scalar constant is folded, not staged.
+    "jvp_of_astype_at_a_python_float": (lambda jax, jnp: lambda t: jax.jvp(
+        lambda a: a.astype(jnp.float32) * a, (3.0,), (t,)), (1.0,)),
+    "jvp_of_a_power_of_two": (lambda jax, jnp: lambda x, t: jax.jvp(
+        lambda a: a ** 2.0, (x,), (t,)), (3.0, 1.0)),
+    # broadcast_in_dim printed as JAX prints it: no shape, no empty broadcast_dimensions.
+    "broadcast_to": (lambda jax, jnp: lambda x: jnp.broadcast_to(x, (3, 2)), (V[:2],)),
+    "broadcast_a_scalar": (lambda jax, jnp: lambda x: jnp.broadcast_to(x, (3, 2)), (1.0,)),
 }
 
 

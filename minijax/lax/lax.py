@@ -3,9 +3,10 @@
 Some of JAX's names here (max, min, abs, pow, slice) are also Python builtins;
 inside this module the builtins are reached as ``builtins.max`` and so on.
 
-Primitives are strict, as in JAX's lax: binary operations want operands of the
-same shape and dtype.  Broadcasting and type promotion are the business of
-``minijax.numpy``, which is written on top of these functions.
+Primitives are strict: binary operations want operands of the same dtype, as in
+JAX's lax, and of the same shape, where JAX's also broadcast a scalar or a size-1 axis.
+Broadcasting and type promotion are the business of ``minijax.numpy``, which is
+written on top of these functions.
 """
 from __future__ import annotations
 
