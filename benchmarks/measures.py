@@ -60,10 +60,8 @@ def _row(number, measure, mine, other, ratio, limit=None, at_least=False, why=No
 # What meeting a target would take, printed under its profile when it is missed
 # (the README's "The missed targets" says more).
 WOULD_TAKE = {
-    1: "fewer Python calls per primitive: linearization rules of JAX's kind "
-       "(primitive_linearizations), which split a rule into its primal and tangent parts "
-       "before it runs and so spare the tangent trace the hop it makes for every primal "
-       "operation; past that, dispatch written in C",
+    1: "fewer Python calls per primitive (tangent rules already send primal operations "
+       "straight to the parent trace); past that, dispatch written in C",
     2: "calls outside any transformation already skip bind (pjit's ready path); past "
        "that, a dispatch path written in C, as jax.jit has",
     4: "long jaxprs are already compiled in pieces (pjit.split_into_pieces) because "

@@ -10,12 +10,14 @@ import functools
 import inspect
 from typing import Any, Callable
 
+import numpy as np
+
 from minijax import dtypes
 from minijax.lax import lax
 from minijax.ad import (
     UndefinedPrimal, Zero, backward_pass, jvp_flat, linearize_flat, zeros_like_aval)
 from minijax.batching import move_batch_axis, not_mapped, vmap_flat
-from minijax.core import ShapedArray, get_aval
+from minijax.core import ShapedArray, get_aval, to_array
 from minijax.jaxpr import ClosedJaxpr, eval_jaxpr
 from minijax.pjit import jit
 from minijax.tree_util import (
@@ -146,6 +148,10 @@ def _vjp(fun: Callable, primals: tuple, has_aux: bool):
     outputs, the pullback from the residuals and the flat output cotangents to the
     inputs' cotangents, and the residuals."""
     primals_flat, in_tree = tree_flatten(primals)
+    # NumPy inputs become minijax arrays, as JAX makes them its own: one passed through
+    # unchanged comes back as an Array.
+    primals_flat = [to_array(x) if isinstance(x, (np.ndarray, np.generic)) else x
+                    for x in primals_flat]
     flat_fun, out_tree = flatten_fun(_split_aux(fun) if has_aux else fun, in_tree)
     primals_out, nonzeros, jaxpr, residuals = linearize_flat(flat_fun, primals_flat)
     out = tree_unflatten(out_tree.get(), primals_out)

@@ -158,12 +158,6 @@ def numpy_reshape(m) -> bool:
             and all("minijax gives a array, JAX a numpy array" in p for p in m.problems))
 
 
-def typed_ndarray(m) -> bool:
-    """JAX hands back an input passed through unchanged as its own NumPy subclass."""
-    return (m.mini.error is None and "TypedNdArray" in repr(m.real.value) and bool(m.problems)
-            and all("minijax gives a numpy array, JAX a array" in p for p in m.problems))
-
-
 def weak_tangent(m) -> bool:
     """Only weak types differ, JAX's being weak, in a program that calls jvp."""
     return (m.mini.error is None and m.real.error is None and bool(m.problems)
@@ -246,17 +240,6 @@ DELIBERATE = [
         integer_negative_power,
         "def program(x, y):\n    return jax.jit(lambda y: y ** y)(y)",
         np.array(0.0, np.float32), np.array(-5, np.int32)),
-    Entry(
-        "typed_ndarray",
-        "A NumPy input passed through a derivative unchanged",
-        "A NumPy array that `vjp` returns as an output, or `grad` as auxiliary data, "
-        "without any operation on it comes back from minijax as the NumPy array it was; "
-        "JAX 0.10.2 wraps it in `TypedNdArray`, an internal subclass of NumPy's array "
-        "that JAX counts as one of its own arrays.",
-        typed_ndarray,
-        "def program(x, y):\n"
-        "    return jax.grad(lambda x: (jnp.sum(x), x), has_aux=True)(x)",
-        np.array([0.0, 1.0], np.float32), 0.0),
     Entry(
         "weak_tangent",
         "Weak types of tangents",
