@@ -420,3 +420,11 @@ def test_numpy_input_of_float64_is_narrowed():
     parity.assert_same(lambda jax, jnp: jnp.sin(np.array([0.5, 1.0])))
     parity.assert_same(lambda jax, jnp: jax.jit(jnp.cos)(np.array([0.5, 1.0])))
     parity.assert_same(lambda jax, jnp: jnp.asarray(np.arange(3)) * 2)
+
+
+def test_float_to_int_conversion_saturates_as_in_xla():
+    """Out of the int32 range a float converts to the nearest end, and nan to 0."""
+    v = np.array([3e38, -3e38, np.nan, np.inf, -np.inf, 2.5, -2.5, 2147483520.0], np.float32)
+    parity.assert_same(lambda jax, jnp: (jnp.asarray(v).astype(jnp.int32),
+                                         jax.jit(lambda a: a.astype(jnp.int32))(v),
+                                         jnp.float32(-3e38).astype(jnp.int32)))

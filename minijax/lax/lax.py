@@ -169,6 +169,11 @@ def select_n(which, *cases):
 
 
 def _convert_element_type_impl(x, *, new_dtype, weak_type):
+    if x.dtype.kind == "f" and np.dtype(new_dtype).kind in "iu":
+        # As XLA converts: a value out of the integer range saturates and nan becomes
+        # 0, where NumPy's cast would wrap around.
+        info = np.iinfo(new_dtype)
+        x = np.clip(np.nan_to_num(x.astype(np.float64), nan=0.0), info.min, info.max)
     return x.astype(new_dtype)
 
 
