@@ -158,6 +158,12 @@ def numpy_reshape(m) -> bool:
             and all("minijax gives a array, JAX a numpy array" in p for p in m.problems))
 
 
+def numpy_passthrough(m) -> bool:
+    """minijax hands back a NumPy input that no operation changed; JAX an Array."""
+    return (m.mini.error is None and bool(m.problems)
+            and all("minijax gives a numpy array, JAX a array" in p for p in m.problems))
+
+
 def weak_tangent(m) -> bool:
     """Only weak types differ, JAX's being weak, in a program that calls jvp."""
     return (m.mini.error is None and m.real.error is None and bool(m.problems)
@@ -240,6 +246,20 @@ DELIBERATE = [
         integer_negative_power,
         "def program(x, y):\n    return jax.jit(lambda y: y ** y)(y)",
         np.array(0.0, np.float32), np.array(-5, np.int32)),
+    Entry(
+        "numpy_passthrough",
+        "A NumPy input that nothing changes",
+        "`x.ravel()` of a vector and `x.astype(x.dtype)` change nothing, and minijax "
+        "then returns the input itself: under `jvp` or `linearize` a NumPy `x` comes back "
+        "as the NumPy array it was. JAX compiles these two `jax.numpy` functions with "
+        "`jit`, whose results are new JAX arrays, and returns an `Array` (except "
+        "`ravel` under `linearize`); it returns the input itself from others, such as "
+        "`x.reshape(x.shape)`, as minijax does. The values are the same. (`vjp` and "
+        "`grad` make NumPy inputs arrays first, in both libraries.)",
+        numpy_passthrough,
+        "def program(x, y):\n"
+        "    return jax.jvp(lambda x: x.ravel(), (x,), (jnp.ones_like(x),))",
+        np.array([0.0, 1.0], np.float32), 0.0),
     Entry(
         "weak_tangent",
         "Weak types of tangents",
