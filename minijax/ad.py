@@ -464,6 +464,9 @@ def backward_pass(jaxpr: Jaxpr, consts: list, primals_in: list, cotangents: list
     primal_env.update(zip(jaxpr.invars, primals_in))
     ct_env: dict[Var, Any] = {}
 
+    def read_cotangent(v: Var):
+        return ct_env.pop(v) if v in ct_env else Zero(v.aval)
+
     def write_cotangent(x, ct) -> None:
         if type(x) is Var and ct is not None and type(ct) is not Zero:
             ct_env[x] = add_tangents(ct_env[x], ct) if x in ct_env else ct
@@ -478,15 +481,15 @@ def backward_pass(jaxpr: Jaxpr, consts: list, primals_in: list, cotangents: list
             raise NotImplementedError(
                 f"Transpose rule (for reverse-mode differentiation) for "
                 f"'{eqn.primitive}' not implemented")
-        cts_in = [ct_env.pop(v) if v in ct_env else Zero(v.aval) for v in eqn.out_binders]
+        cts_in = [read_cotangent(v) for v in eqn.out_binders]
         primals = [x.val if type(x) is Literal else primal_env[x] if x in primal_env
                    else UndefinedPrimal(x.aval) for x in eqn.inputs]
         cts_out = rule(cts_in if eqn.primitive.multiple_results else cts_in[0], *primals,
                        **eqn.params)
         for x, ct in zip(eqn.inputs, cts_out):
             write_cotangent(x, ct)
-    return [ct_env.pop(v) if v in ct_env else Zero(v.aval)
-            for v, val in zip(jaxpr.invars, primals_in) if type(val) is UndefinedPrimal]
+    return [read_cotangent(v) for v, val in zip(jaxpr.invars, primals_in)
+            if type(val) is UndefinedPrimal]
 
 
 @cache_per_jaxpr
