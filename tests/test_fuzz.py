@@ -118,3 +118,30 @@ def test_the_book_renders_the_registry_of_deliberate_differences():
     assert [e.name for e in entries] == [e.name for e in DELIBERATE]
     for entry in entries:
         assert entry.text.count("`") % 2 == 0, f"{entry.name}: unbalanced backticks"
+
+
+CLOSURE_UNDER_JIT = """
+def f(x, y):
+    c = jnp.mean(y)
+    @jax.custom_jvp
+    def g(a):
+        return jnp.sin(a) * c
+    g.defjvp(lambda p, t: (g(p[0]), jnp.cos(p[0]) * c * t[0]))
+    {use}
+def program(x, y):
+    return jax.jvp(lambda y: jax.jit(f)(x, y), (y,), (jnp.ones_like(y),))
+"""
+
+
+@pytest.mark.parametrize("use", ["return g(y)", "g(y)\n    return jnp.sin(y)",
+                                 "return jnp.sin(y)"])
+def test_closure_under_jit_is_the_closure_whether_or_not_it_is_used(use):
+    """JAX fails on the first (internal TypeError), returns on the second (the rule's
+    result is dead code): the entry explains both. The third closes over nothing."""
+    mismatch = fuzz.compare(fuzz.Program.from_source(
+        CLOSURE_UNDER_JIT.format(use=use), np.float32(0.5), np.float32(-1.0)))
+    if use == "return jnp.sin(y)":
+        assert mismatch is None
+    else:
+        assert fuzz.explain(mismatch) == ("deliberate", "closure_under_jit"), \
+            mismatch.describe()
