@@ -171,6 +171,13 @@ def numpy_passthrough(m) -> bool:
             and all("minijax gives a numpy array, JAX a array" in p for p in m.problems))
 
 
+def numpy_in_custom_rules(m) -> bool:
+    """JAX's custom rules computed with NumPy on NumPy inputs; minijax's with Arrays."""
+    return (("custom_jvp" in m.source or "custom_vjp" in m.source)
+            and m.mini.error is None and bool(m.problems)
+            and all("minijax gives a array, JAX a numpy array" in p for p in m.problems))
+
+
 def weak_tangent(m) -> bool:
     """Only weak types differ, JAX's being weak, in a program that calls jvp."""
     return (m.mini.error is None and m.real.error is None and bool(m.problems)
@@ -264,12 +271,28 @@ DELIBERATE = [
         "as the NumPy array it was. JAX compiles these two `jax.numpy` functions with "
         "`jit`, whose results are new JAX arrays, and returns an `Array` (except "
         "`ravel` under `linearize`); it returns the input itself from others, such as "
-        "`x.reshape(x.shape)`, as minijax does. The values are the same. (`vjp` and "
-        "`grad` make NumPy inputs arrays first, in both libraries.)",
+        "`x.reshape(x.shape)`, as minijax does. The values are the same.",
         numpy_passthrough,
         "def program(x, y):\n"
         "    return jax.jvp(lambda x: x.ravel(), (x,), (jnp.ones_like(x),))",
         np.array([0.0, 1.0], np.float32), 0.0),
+    Entry(
+        "numpy_in_custom_rules",
+        "NumPy inputs reaching a custom rule",
+        "`vjp`, `grad` and `value_and_grad` of JAX 0.10.2 wrap a NumPy input in a "
+        "NumPy subclass of their own (`TypedNdArray`) rather than a JAX array. A "
+        "`custom_jvp` or `custom_vjp` function's primal work then runs on that NumPy "
+        "value, with NumPy's arithmetic: `a * a` gives a NumPy scalar, and so does the "
+        "function's value (or its auxiliary output, with `has_aux`). minijax makes NumPy "
+        "inputs `Array`s there, and returns `Array`s. The values are the same.",
+        numpy_in_custom_rules,
+        "def program(x, y):\n"
+        "    @jax.custom_jvp\n"
+        "    def h(a):\n"
+        "        return a * a\n"
+        "    h.defjvp(lambda p, t: (p[0] * p[0], 2. * p[0] * t[0]))\n"
+        "    return jax.value_and_grad(h)(y)",
+        0.0, np.array(0.5, np.float32)),
     Entry(
         "weak_tangent",
         "Weak types of tangents",
