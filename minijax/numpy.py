@@ -74,12 +74,11 @@ def stack(arrays, axis: int = 0):
                    if len(set(map(len, shapes))) > 1 else
                    "All input arrays must have the same shape. Got")
         raise ValueError(f"{problem} {', '.join(map(str, shapes))}.")
-    shape = list(shapes[0])
+    shape = shapes[0]
     axis = axis % (len(shape) + 1)
-    expanded = shape[:axis] + [1] + shape[axis:]
+    expanded = (*shape[:axis], 1, *shape[axis:])
     kept = tuple(i for i in range(len(expanded)) if i != axis)
-    parts = [lax.broadcast_in_dim(a, tuple(expanded), kept) for a in arrays]
-    return lax.concatenate(parts, axis)
+    return lax.concatenate([lax.broadcast_in_dim(a, expanded, kept) for a in arrays], axis)
 
 
 def _flat(xs):
@@ -124,12 +123,14 @@ def _promote(*args):
     """Convert operands to their common dtype, as JAX's promotion rules say."""
     avals = [get_aval(a) for a in args]
     dtype, weak = dtypes.result_type(*[(a.dtype, a.weak_type) for a in avals])
-    return [lax.convert_element_type(a, dtype, weak) if isinstance(a, Tracer)
-            else _constant(a, dtype, weak) for a in args]
+    return [_convert(a, dtype, weak) for a in args]
 
 
-def _constant(x, dtype, weak_type: bool) -> Array:
-    """Convert a concrete operand right away, so no conversion is staged for it."""
+def _convert(x, dtype, weak_type: bool):
+    """Convert a traced operand with a primitive, and a concrete one right away, so no
+    conversion is staged for it."""
+    if isinstance(x, Tracer):
+        return lax.convert_element_type(x, dtype, weak_type)
     if isinstance(x, Array) and x.dtype == dtype and x.weak_type == weak_type:
         return x
     return Array(np.asarray(x, dtype), weak_type)
@@ -158,10 +159,7 @@ def _promote_to_float(x):
         return _as_operand(x)
     # A weak integer (a Python int) gives a weak float; a boolean, even a weak one, a
     # strong float32, as in JAX.
-    weak = aval.weak_type and aval.dtype.kind != "b"
-    if isinstance(x, Tracer):
-        return lax.convert_element_type(x, dtypes.float32, weak)
-    return _constant(x, dtypes.float32, weak)
+    return _convert(x, dtypes.float32, aval.weak_type and aval.dtype.kind != "b")
 
 
 def _binary_op(lax_op):
@@ -174,10 +172,10 @@ def _binary_op(lax_op):
     return op
 
 
-def _float_unary_op(lax_op):
+def _unary_op(lax_op, as_operand=_as_operand, name: str | None = None):
     def op(x):
-        return lax_op(_promote_to_float(x))
-    op.__name__ = lax_op.__name__
+        return lax_op(as_operand(x))
+    op.__name__ = op.__qualname__ = name or lax_op.__name__
     return op
 
 
@@ -193,42 +191,22 @@ greater_equal = _binary_op(lax.ge)
 equal = _binary_op(lax.eq)
 not_equal = _binary_op(lax.ne)
 
-sin = _float_unary_op(lax.sin)
-cos = _float_unary_op(lax.cos)
-tan = _float_unary_op(lax.tan)
-tanh = _float_unary_op(lax.tanh)
-exp = _float_unary_op(lax.exp)
-log = _float_unary_op(lax.log)
-log1p = _float_unary_op(lax.log1p)
-expm1 = _float_unary_op(lax.expm1)
-sqrt = _float_unary_op(lax.sqrt)
+sin = _unary_op(lax.sin, _promote_to_float)
+cos = _unary_op(lax.cos, _promote_to_float)
+tan = _unary_op(lax.tan, _promote_to_float)
+tanh = _unary_op(lax.tanh, _promote_to_float)
+exp = _unary_op(lax.exp, _promote_to_float)
+log = _unary_op(lax.log, _promote_to_float)
+log1p = _unary_op(lax.log1p, _promote_to_float)
+expm1 = _unary_op(lax.expm1, _promote_to_float)
+sqrt = _unary_op(lax.sqrt, _promote_to_float)
 
-
-def negative(x):
-    return lax.neg(_as_operand(x))
-
-
-def abs(x):  # noqa: A001  (NumPy's name)
-    return lax.abs(_as_operand(x))
-
-
-absolute = abs
-
-
-def sign(x):
-    return lax.sign(_as_operand(x))
-
-
-def floor(x):
-    return lax.floor(_as_operand(x))
-
-
-def ceil(x):
-    return lax.ceil(_as_operand(x))
-
-
-def round(x):  # noqa: A001  (JAX's name)
-    return lax.round(_as_operand(x))
+negative = _unary_op(lax.neg, name="negative")
+abs = absolute = _unary_op(lax.abs)  # noqa: A001  (NumPy's name)
+sign = _unary_op(lax.sign)
+floor = _unary_op(lax.floor)
+ceil = _unary_op(lax.ceil)
+round = _unary_op(lax.round)  # noqa: A001  (JAX's name)
 
 
 def divide(x, y):
@@ -249,11 +227,7 @@ def power(x, y):
 
 
 def _bool_as_int32(x):
-    if get_aval(x).dtype != dtypes.bool_:
-        return x
-    if isinstance(x, Tracer):
-        return lax.convert_element_type(x, dtypes.int32)
-    return _constant(x, dtypes.int32, False)
+    return _convert(x, dtypes.int32, False) if get_aval(x).dtype == dtypes.bool_ else x
 
 
 def square(x):
@@ -292,12 +266,7 @@ def _axes(x, axis) -> tuple[int, ...]:
 
 def _strong(x):
     """Reductions give strongly typed results, as in JAX."""
-    aval = get_aval(x)
-    if not aval.weak_type:
-        return x
-    if isinstance(x, Tracer):
-        return lax.convert_element_type(x, aval.dtype, weak_type=False)
-    return _constant(x, aval.dtype, False)
+    return _convert(x, get_aval(x).dtype, False)
 
 
 def sum(x, axis=None):  # noqa: A001
@@ -343,7 +312,7 @@ def isinf(x):
     x = _as_operand(x)
     if dtypes.is_float(get_aval(x).dtype):
         # Against a strongly typed inf, as JAX compares: the result is strong too.
-        return equal(abs(x), _constant(np.inf, get_aval(x).dtype, False))
+        return equal(abs(x), _convert(np.inf, get_aval(x).dtype, False))
     return lax.full_like(x, False, dtypes.bool_)
 
 
@@ -397,8 +366,8 @@ def dot(a, b):
         return multiply(a, b)
     if builtins.max(a_ndim, b_ndim) > 2:
         raise TypeError("minijax.numpy.dot supports arrays of at most 2 dimensions")
-    contract_b = 0 if b_ndim == 1 else b_ndim - 2
-    return lax.dot_general(a, b, (((a_ndim - 1,), (contract_b,)), ((), ())))
+    # b's first axis is its last but one when a matrix, its only one when a vector.
+    return lax.dot_general(a, b, (((a_ndim - 1,), (0,)), ((), ())))
 
 
 def matmul(a, b):
@@ -423,11 +392,10 @@ def getitem(x, index):
     traced = [i for i, item in enumerate(index) if isinstance(item, Tracer)]
     if traced:
         return _getitem_traced(x, index, traced)
-    for item in index:
-        if isinstance(item, (Array, np.ndarray, list)):
-            raise TypeError("minijax supports only basic indexing (integers, slices, None "
-                            "and ...) and traced integer scalars, not indexing with an "
-                            "array or a list; use jnp.where or arithmetic instead")
+    if builtins.any(isinstance(item, (Array, np.ndarray, list)) for item in index):
+        raise TypeError("minijax supports only basic indexing (integers, slices, None "
+                        "and ...) and traced integer scalars, not indexing with an "
+                        "array or a list; use jnp.where or arithmetic instead")
     # None (np.newaxis) adds an axis of size 1: index without it, then reshape.
     kept = tuple(item for item in index if item is not None)
     result = _basic_getitem(x, kept)
@@ -483,16 +451,10 @@ def _take(x, i, axis: int):
 
 def _new_axis_positions(index: tuple, ndim: int) -> list[int]:
     """Where each None of ``index`` puts its axis in the result."""
-    positions, out_axis = [], 0
-    expanded = _expand_ellipsis(tuple(i for i in index), ndim + builtins.sum(
-        i is None for i in index))
-    for item in expanded:
-        if item is None:
-            positions.append(out_axis)
-            out_axis += 1
-        elif not isinstance(item, (int, np.integer)):
-            out_axis += 1
-    return positions
+    expanded = _expand_ellipsis(index, ndim + builtins.sum(i is None for i in index))
+    # Integers drop their axis; every other item (None, a slice) makes one.
+    kept = [item for item in expanded if not isinstance(item, (int, np.integer))]
+    return [axis for axis, item in enumerate(kept) if item is None]
 
 
 def _basic_getitem(x, index: tuple):
@@ -561,25 +523,20 @@ def _set_array_methods(cls) -> None:
     for name, fn in operators.items():
         setattr(cls, f"__{name}__", fn)
         setattr(cls, f"__r{name}__", _reflected(fn))
-    comparisons = {"lt": less, "le": less_equal, "gt": greater, "ge": greater_equal,
-                   "eq": equal, "ne": not_equal}
-    for name, fn in comparisons.items():
+    unreflected = {"lt": less, "le": less_equal, "gt": greater, "ge": greater_equal,
+                   "eq": equal, "ne": not_equal, "neg": negative, "abs": abs, "getitem": getitem}
+    for name, fn in unreflected.items():
         setattr(cls, f"__{name}__", fn)
-    cls.__neg__ = negative
     cls.__pos__ = lambda self: self
-    cls.__abs__ = abs
-    cls.__getitem__ = getitem
     cls.T = property(transpose)
     cls.reshape = lambda self, *shape: reshape(self, shape[0] if len(shape) == 1 else shape)
-    cls.astype = asarray
     cls.ravel = cls.flatten = lambda self: reshape(self, (-1,))
     cls.transpose = lambda self, *axes: transpose(
         self, (axes[0] if len(axes) == 1 else axes) or None)
     cls.clip = lambda self, min=None, max=None: clip(self, min, max)  # noqa: A002
     for name, fn in {"sum": sum, "mean": mean, "max": max, "min": min, "any": any,
-                     "all": all}.items():
+                     "all": all, "dot": dot, "astype": asarray}.items():
         setattr(cls, name, fn)
-    cls.dot = dot
 
 
 _set_array_methods(ArrayMethods)

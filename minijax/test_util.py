@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from minijax.api import jvp, linearize, vjp
-from minijax.tree_util import tree_flatten, tree_unflatten
+from minijax.tree_util import tree_flatten, tree_map
 
 __all__ = ["check_grads", "check_jvp", "check_vjp", "numerical_jvp"]
 
@@ -47,46 +47,33 @@ Tolerance = float | dict | None
 # Values: leaves of pytrees, as NumPy arrays or Python scalars.
 
 
-def _is_python_scalar(x: Any) -> bool:
-    return type(x) in (bool, int, float)
-
-
 def _dtype(x: Any) -> np.dtype:
     return x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype
-
-
-def _leafwise(fn: Callable, tree: Any, *rest: Any) -> Any:
-    """``fn`` applied to matching leaves of pytrees with ``tree``'s structure."""
-    leaves, treedef = tree_flatten(tree)
-    others = [tree_flatten(r)[0] for r in rest]
-    return tree_unflatten(treedef, [fn(*xs) for xs in zip(leaves, *others)])
 
 
 def _in_dtype_of(x: Any, value: Any) -> Any:
     """``value`` as an array of ``x``'s dtype, or a Python scalar if ``x`` is one."""
     result = np.asarray(value, dtype=_dtype(x))
-    return result.item() if _is_python_scalar(x) else result
+    return result.item() if type(x) in (bool, int, float) else result
 
 
 def _rand_like(rng: np.random.RandomState, x: Any) -> Any:
     """Standard normal values of ``x``'s shape and dtype."""
-    return _in_dtype_of(x, np.asarray(rng.randn(*np.shape(x)), dtype=_dtype(x)))
+    return _in_dtype_of(x, rng.randn(*np.shape(x)))
 
 
 def _scale(tree: Any, factor: float) -> Any:
     def scale(x):
-        dtype = _dtype(x)
-        product = np.multiply(x, np.array(factor, dtype=dtype), dtype=dtype)
-        return product.item() if _is_python_scalar(x) else product
-    return _leafwise(scale, tree)
+        return _in_dtype_of(x, np.multiply(x, np.array(factor, _dtype(x)), dtype=_dtype(x)))
+    return tree_map(scale, tree)
 
 
-def _add(xs: Any, ys: Any) -> Any:
-    return _leafwise(lambda x, y: _in_dtype_of(x, np.asarray(x) + np.asarray(y)), xs, ys)
+def _combine(op: Callable, xs: Any, ys: Any) -> Any:
+    return tree_map(lambda x, y: _in_dtype_of(x, op(np.asarray(x), np.asarray(y))), xs, ys)
 
 
-def _sub(xs: Any, ys: Any) -> Any:
-    return _leafwise(lambda x, y: _in_dtype_of(x, np.asarray(x) - np.asarray(y)), xs, ys)
+_add = functools.partial(_combine, np.add)
+_sub = functools.partial(_combine, np.subtract)
 
 
 def _difference(x: Any, y: Any) -> np.ndarray:
@@ -98,10 +85,8 @@ def _difference(x: Any, y: Any) -> np.ndarray:
 
 def _inner_product(xs: Any, ys: Any) -> np.ndarray:
     """``sum(x * y)`` over all leaves."""
-    def contract(x, y):
-        return np.dot(np.asarray(x).reshape(-1), np.asarray(y).reshape(-1))
-    leaves_x, leaves_y = tree_flatten(xs)[0], tree_flatten(ys)[0]
-    return functools.reduce(np.add, [contract(x, y) for x, y in zip(leaves_x, leaves_y)])
+    leaves = zip(tree_flatten(xs)[0], tree_flatten(ys)[0])
+    return functools.reduce(np.add, [np.dot(np.ravel(x), np.ravel(y)) for x, y in leaves])
 
 
 def numerical_jvp(f: Callable, primals: Sequence, tangents: Sequence, eps: float = EPS) -> Any:
@@ -109,7 +94,7 @@ def numerical_jvp(f: Callable, primals: Sequence, tangents: Sequence, eps: float
     delta = _scale(tangents, eps)
     f_pos = f(*_add(primals, delta))
     f_neg = f(*_sub(primals, delta))
-    return _scale(_leafwise(_difference, f_pos, f_neg), 0.5 / eps)
+    return _scale(tree_map(_difference, f_pos, f_neg), 0.5 / eps)
 
 
 # ---------------------------------------------------------------------------
@@ -172,20 +157,15 @@ def _check_close(actual: Any, expected: Any, atol: Tolerance, rtol: Tolerance,
         _assert_allclose(a, b, leaf_atol, leaf_rtol or 1e-7, check)
 
 
-def _gaps(a: np.ndarray, b: np.ndarray, atol: float, rtol: float):
-    """``|a - b|``, the allowed ``atol + rtol * |b|``, and where the first exceeds
-    the second (nan matches nan, an infinity matches itself)."""
+def _assert_allclose(a: np.ndarray, b: np.ndarray, atol: float, rtol: float,
+                     check: _Check) -> None:
+    """Raise AssertionError where ``|a - b|`` exceeds the allowed ``atol + rtol * |b|``
+    (nan matches nan, an infinity matches itself)."""
     a, b = a.astype(np.result_type(a, np.float64)), b.astype(np.result_type(b, np.float64))
     bound = atol + rtol * np.abs(b)
     with np.errstate(invalid="ignore"):
         gap = np.abs(a - b)
         bad = ~((gap <= bound) | (np.isnan(a) & np.isnan(b)) | (np.isinf(a) & (a == b)))
-    return gap, bound, bad
-
-
-def _assert_allclose(a: np.ndarray, b: np.ndarray, atol: float, rtol: float,
-                     check: _Check) -> None:
-    gap, bound, bad = _gaps(a, b, atol, rtol)
     if bad.any():
         raise AssertionError(_report(a, b, gap, bound, bad, f"rtol={rtol:g}, atol={atol:g}", check))
 
@@ -220,7 +200,7 @@ def check_jvp(f: Callable, f_jvp: Callable, args: Sequence, atol: Tolerance = No
               rtol: Tolerance = None, eps: float = EPS, err_msg: str = "") -> None:
     """Check ``f_jvp(primals, tangents)`` (usually ``partial(jvp, f)``) against
     a central difference of ``f`` along one random direction."""
-    tangent = _leafwise(functools.partial(_rand_like, np.random.RandomState(SEED)), args)
+    tangent = tree_map(functools.partial(_rand_like, np.random.RandomState(SEED)), args)
     v_out, t_out = f_jvp(args, tangent)
     _check_dtypes_match(v_out, t_out, _label(err_msg, "primal and tangent"))
     v_expected = f(*args)
@@ -242,9 +222,9 @@ def check_vjp(f: Callable, f_vjp: Callable, args: Sequence, atol: Tolerance = No
     v_out, vjp_fun = f_vjp(*args)
     _check_close(v_out, f(*args), atol, rtol, _check(
         err_msg, "primal", ("vjp", "f(*args)"), "the primal output of vjp differs from f(*args)"))
-    tangent = _leafwise(rand_like, args)
+    tangent = tree_map(rand_like, args)
     tangent_out = numerical_jvp(f, args, tangent, eps=eps)
-    cotangent = _leafwise(rand_like, v_out)
+    cotangent = tree_map(rand_like, v_out)
     cotangent_out = vjp_fun(cotangent)
     _check_close(_inner_product(tangent, cotangent_out), _inner_product(tangent_out, cotangent),
                  atol, rtol, _check(
@@ -255,14 +235,6 @@ def check_vjp(f: Callable, f_vjp: Callable, args: Sequence, atol: Tolerance = No
 
 # ---------------------------------------------------------------------------
 # All orders.
-
-
-def _jvp_of(f: Callable) -> Callable:
-    return functools.partial(jvp, f)
-
-
-def _vjp_of(f: Callable) -> Callable:
-    return functools.partial(vjp, f)
 
 
 def _jvp_from_linearize(f: Callable) -> Callable:
@@ -282,7 +254,8 @@ def _pullback_of_output(f: Callable) -> Callable:
 
 
 # Per mode: its name in reports, the check, and the derivative it checks.
-_CHECKS = {"fwd": ("JVP", check_jvp, _jvp_of), "rev": ("VJP", check_vjp, _vjp_of),
+_CHECKS = {"fwd": ("JVP", check_jvp, lambda f: functools.partial(jvp, f)),
+           "rev": ("VJP", check_vjp, lambda f: functools.partial(vjp, f)),
            "lin": ("LIN", check_jvp, _jvp_from_linearize)}
 
 

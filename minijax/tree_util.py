@@ -39,12 +39,12 @@ register_pytree_node(dict, _flatten_dict, lambda keys, xs: dict(zip(keys, xs)))
 register_pytree_node(type(None), lambda _: ((), None), lambda _, __: None)
 
 
-def _node_type(x) -> tuple[type, _NodeType] | None:
-    kind = type(x)
+def _node_type(kind: type) -> _NodeType | None:
+    """How to take apart and rebuild a node of type ``kind``; None for a leaf."""
     if kind in _registry:
-        return kind, _registry[kind]
-    if isinstance(x, tuple) and hasattr(kind, "_fields"):  # a namedtuple
-        return kind, _NodeType(lambda t: (tuple(t), None), lambda _, xs: kind(*xs))
+        return _registry[kind]
+    if issubclass(kind, tuple) and hasattr(kind, "_fields"):  # a namedtuple
+        return _NodeType(lambda t: (tuple(t), None), lambda _, xs: kind(*xs))
     return None
 
 
@@ -118,7 +118,7 @@ def _flatten_into(tree, leaves: list, is_leaf) -> PyTreeDef:
     kind = type(tree)
     node_def = _registry.get(kind)
     if node_def is None and isinstance(tree, tuple) and hasattr(kind, "_fields"):
-        node_def = _node_type(tree)[1]  # a namedtuple
+        node_def = _node_type(kind)  # a namedtuple
     if node_def is None or (is_leaf is not None and is_leaf(tree)):
         leaves.append(tree)
         return _LEAF
@@ -160,14 +160,7 @@ def _build(treedef: PyTreeDef, leaves):
     if treedef.node_type is None:
         return next(leaves)
     children = [_build(child, leaves) for child in treedef.children]
-    node_def = _node_type_of(treedef.node_type)
-    return node_def.from_iterable(treedef.aux_data, children)
-
-
-def _node_type_of(kind: type) -> _NodeType:
-    if kind in _registry:
-        return _registry[kind]
-    return _NodeType(None, lambda _, xs: kind(*xs))  # a namedtuple
+    return _node_type(treedef.node_type).from_iterable(treedef.aux_data, children)
 
 
 def tree_leaves(tree, is_leaf: Callable[[Any], bool] | None = None) -> list:
@@ -226,7 +219,7 @@ def _flatten_up_to(treedef: PyTreeDef, tree) -> list:
     """The subtrees of ``tree`` at the places of the leaves of ``treedef``."""
     if treedef.node_type is None:
         return [tree]
-    children = _node_type(tree)[1].to_iterable(tree)[0]
+    children = _node_type(type(tree)).to_iterable(tree)[0]
     return [sub for c, child in zip(treedef.children, children) for sub in _flatten_up_to(c, child)]
 
 
@@ -276,13 +269,13 @@ def broadcast_prefix(prefix, tree) -> list:
     ``prefix`` has the containers of ``tree`` down to some depth; a leaf of it
     (None included) stands for the whole subtree of ``tree`` at its place.
     """
-    if prefix is None or _node_type(prefix) is None:
+    prefix_node = _node_type(type(prefix))
+    if prefix is None or prefix_node is None:
         return [prefix] * len(tree_leaves(tree))
-    node = _node_type(tree)
-    prefix_children, prefix_aux = _node_type(prefix)[1].to_iterable(prefix)
-    if node is None or node[0] is not type(prefix):
+    if type(tree) is not type(prefix):
         raise ValueError(f"expected {tree_structure(tree)}, got {tree_structure(prefix)}")
-    children, aux = node[1].to_iterable(tree)
+    prefix_children, prefix_aux = prefix_node.to_iterable(prefix)
+    children, aux = prefix_node.to_iterable(tree)
     prefix_children, children = list(prefix_children), list(children)
     if aux != prefix_aux or len(children) != len(prefix_children):
         raise ValueError(f"expected {tree_structure(tree)}, got {tree_structure(prefix)}")

@@ -11,6 +11,7 @@ written on top of these functions.
 from __future__ import annotations
 
 import builtins
+from typing import Callable
 
 import numpy as np
 
@@ -35,13 +36,10 @@ def _same_as_input(x: ShapedArray, **_) -> ShapedArray:
 
 def _elementwise(*avals: ShapedArray, **_) -> ShapedArray:
     first = avals[0]
-    weak_type = first.weak_type
-    for aval in avals[1:]:
-        if aval.shape != first.shape or aval.dtype != first.dtype:
-            raise TypeError(
-                f"lax operations need operands of equal shape and dtype, got "
-                f"{', '.join(a.str_short() for a in avals)}")
-        weak_type = weak_type and aval.weak_type
+    if any(a.shape != first.shape or a.dtype != first.dtype for a in avals[1:]):
+        raise TypeError(f"lax operations need operands of equal shape and dtype, got "
+                        f"{', '.join(a.str_short() for a in avals)}")
+    weak_type = all(a.weak_type for a in avals)
     return first if first.weak_type == weak_type else first.update(weak_type=weak_type)
 
 
@@ -56,68 +54,53 @@ def _is_finite_abstract_eval(x: ShapedArray) -> ShapedArray:
     return x.update(dtype=dtypes.bool_)  # keeps the weak type, as in JAX
 
 
-neg_p = _primitive("neg", np.negative, _same_as_input)
-sign_p = _primitive("sign", np.sign, _same_as_input)
-floor_p = _primitive("floor", np.floor, _same_as_input)
-ceil_p = _primitive("ceil", np.ceil, _same_as_input)
-round_p = _primitive("round", np.rint, _same_as_input)  # halves to even, as jnp.round
-sin_p = _primitive("sin", np.sin, _same_as_input)
-cos_p = _primitive("cos", np.cos, _same_as_input)
-tan_p = _primitive("tan", np.tan, _same_as_input)
-tanh_p = _primitive("tanh", np.tanh, _same_as_input)
-exp_p = _primitive("exp", np.exp, _same_as_input)
-log_p = _primitive("log", np.log, _same_as_input)
-log1p_p = _primitive("log1p", np.log1p, _same_as_input)
-expm1_p = _primitive("expm1", np.expm1, _same_as_input)
-sqrt_p = _primitive("sqrt", np.sqrt, _same_as_input)
-abs_p = _primitive("abs", np.abs, _same_as_input)
-is_finite_p = _primitive("is_finite", np.isfinite, _is_finite_abstract_eval)
-
-add_p = _primitive("add", np.add, _elementwise)
-sub_p = _primitive("sub", np.subtract, _elementwise)
-mul_p = _primitive("mul", np.multiply, _elementwise)
-div_p = _primitive("div", np.divide, _elementwise)
-max_p = _primitive("max", np.maximum, _elementwise)
-min_p = _primitive("min", np.minimum, _elementwise)
-pow_p = _primitive("pow", np.power, _elementwise)
-
-lt_p = _primitive("lt", np.less, _comparison)
-le_p = _primitive("le", np.less_equal, _comparison)
-gt_p = _primitive("gt", np.greater, _comparison)
-ge_p = _primitive("ge", np.greater_equal, _comparison)
-eq_p = _primitive("eq", np.equal, _comparison)
-ne_p = _primitive("ne", np.not_equal, _comparison)
+def _unary(name: str, impl, abstract_eval=_same_as_input) -> tuple[Primitive, Callable]:
+    """A primitive of one operand and the function of ``lax`` that binds it."""
+    primitive = _primitive(name, impl, abstract_eval)
+    return primitive, _named(name, lambda x: primitive.bind(x))
 
 
-def neg(x): return neg_p.bind(x)
-def sign(x): return sign_p.bind(x)
-def floor(x): return floor_p.bind(x)
-def ceil(x): return ceil_p.bind(x)
-def round(x): return round_p.bind(x)  # noqa: A001
-def sin(x): return sin_p.bind(x)
-def cos(x): return cos_p.bind(x)
-def tan(x): return tan_p.bind(x)
-def tanh(x): return tanh_p.bind(x)
-def exp(x): return exp_p.bind(x)
-def log(x): return log_p.bind(x)
-def log1p(x): return log1p_p.bind(x)
-def expm1(x): return expm1_p.bind(x)
-def sqrt(x): return sqrt_p.bind(x)
-def abs(x): return abs_p.bind(x)  # noqa: A001  (JAX's name)
-def is_finite(x): return is_finite_p.bind(x)
-def add(x, y): return add_p.bind(x, y)
-def sub(x, y): return sub_p.bind(x, y)
-def mul(x, y): return mul_p.bind(x, y)
-def div(x, y): return div_p.bind(x, y)
-def max(x, y): return max_p.bind(x, y)  # noqa: A001
-def min(x, y): return min_p.bind(x, y)  # noqa: A001
-def pow(x, y): return pow_p.bind(x, y)  # noqa: A001
-def lt(x, y): return lt_p.bind(x, y)
-def le(x, y): return le_p.bind(x, y)
-def gt(x, y): return gt_p.bind(x, y)
-def ge(x, y): return ge_p.bind(x, y)
-def eq(x, y): return eq_p.bind(x, y)
-def ne(x, y): return ne_p.bind(x, y)
+def _binary(name: str, impl, abstract_eval=_elementwise) -> tuple[Primitive, Callable]:
+    primitive = _primitive(name, impl, abstract_eval)
+    return primitive, _named(name, lambda x, y: primitive.bind(x, y))
+
+
+def _named(name: str, fn):
+    fn.__name__ = fn.__qualname__ = name  # as a def would name it: JAX's name
+    return fn
+
+
+neg_p, neg = _unary("neg", np.negative)
+sign_p, sign = _unary("sign", np.sign)
+floor_p, floor = _unary("floor", np.floor)
+ceil_p, ceil = _unary("ceil", np.ceil)
+round_p, round = _unary("round", np.rint)  # noqa: A001  (halves to even, as jnp.round)
+sin_p, sin = _unary("sin", np.sin)
+cos_p, cos = _unary("cos", np.cos)
+tan_p, tan = _unary("tan", np.tan)
+tanh_p, tanh = _unary("tanh", np.tanh)
+exp_p, exp = _unary("exp", np.exp)
+log_p, log = _unary("log", np.log)
+log1p_p, log1p = _unary("log1p", np.log1p)
+expm1_p, expm1 = _unary("expm1", np.expm1)
+sqrt_p, sqrt = _unary("sqrt", np.sqrt)
+abs_p, abs = _unary("abs", np.abs)  # noqa: A001  (JAX's name)
+is_finite_p, is_finite = _unary("is_finite", np.isfinite, _is_finite_abstract_eval)
+
+add_p, add = _binary("add", np.add)
+sub_p, sub = _binary("sub", np.subtract)
+mul_p, mul = _binary("mul", np.multiply)
+div_p, div = _binary("div", np.divide)
+max_p, max = _binary("max", np.maximum)  # noqa: A001
+min_p, min = _binary("min", np.minimum)  # noqa: A001
+pow_p, pow = _binary("pow", np.power)  # noqa: A001
+
+lt_p, lt = _binary("lt", np.less, _comparison)
+le_p, le = _binary("le", np.less_equal, _comparison)
+gt_p, gt = _binary("gt", np.greater, _comparison)
+ge_p, ge = _binary("ge", np.greater_equal, _comparison)
+eq_p, eq = _binary("eq", np.equal, _comparison)
+ne_p, ne = _binary("ne", np.not_equal, _comparison)
 
 
 def _integer_pow_impl(x, *, y: int):
@@ -156,12 +139,9 @@ def _select_n_abstract_eval(which: ShapedArray, *cases: ShapedArray) -> ShapedAr
     return _elementwise(*cases)
 
 
-def _select_n_impl(which, *cases):
-    # select_n(pred, if_false, if_true), as in JAX.
-    return np.where(which, cases[1], cases[0])
-
-
-select_n_p = _primitive("select_n", _select_n_impl, _select_n_abstract_eval)
+# select_n(pred, if_false, if_true), as in JAX.
+select_n_p = _primitive("select_n", lambda which, *cases: np.where(which, cases[1], cases[0]),
+                        _select_n_abstract_eval)
 
 
 def select_n(which, *cases):
@@ -197,29 +177,22 @@ def convert_element_type(x, new_dtype, weak_type: bool = False):
 # Reductions and shape changes.
 
 
-def _reduce_abstract_eval(x: ShapedArray, *, axes) -> ShapedArray:
-    shape = tuple(d for i, d in enumerate(x.shape) if i not in axes)
-    return x.update(shape=shape)
+def _without_axes(x: ShapedArray, axes) -> ShapedArray:
+    return x.update(shape=tuple(d for i, d in enumerate(x.shape) if i not in axes))
 
 
-reduce_sum_p = _primitive(
-    "reduce_sum", lambda x, *, axes: np.sum(x, axis=axes), _reduce_abstract_eval)
-reduce_max_p = _primitive(
-    "reduce_max", lambda x, *, axes: np.max(x, axis=axes), _reduce_abstract_eval)
-reduce_min_p = _primitive(
-    "reduce_min", lambda x, *, axes: np.min(x, axis=axes), _reduce_abstract_eval)
+def _reduction(name: str, impl) -> tuple[Primitive, Callable]:
+    primitive = _primitive(name, lambda x, *, axes: impl(x, axis=axes),
+                           lambda x, *, axes: _without_axes(x, axes))
+
+    def reduce(x, axes: tuple[int, ...]):
+        return primitive.bind(x, axes=tuple(axes))
+    return primitive, _named(name, reduce)
 
 
-def reduce_sum(x, axes: tuple[int, ...]):
-    return reduce_sum_p.bind(x, axes=tuple(axes))
-
-
-def reduce_max(x, axes: tuple[int, ...]):
-    return reduce_max_p.bind(x, axes=tuple(axes))
-
-
-def reduce_min(x, axes: tuple[int, ...]):
-    return reduce_min_p.bind(x, axes=tuple(axes))
+reduce_sum_p, reduce_sum = _reduction("reduce_sum", np.sum)
+reduce_max_p, reduce_max = _reduction("reduce_max", np.max)
+reduce_min_p, reduce_min = _reduction("reduce_min", np.min)
 
 
 def _broadcast_in_dim_impl(x, *, shape, broadcast_dimensions):
@@ -264,12 +237,8 @@ def reshape(x, new_sizes: tuple[int, ...]):
     return reshape_p.bind(x, new_sizes=tuple(new_sizes))
 
 
-def _squeeze_abstract_eval(x, *, dimensions):
-    return x.update(shape=tuple(d for i, d in enumerate(x.shape) if i not in dimensions))
-
-
-squeeze_p = _primitive(
-    "squeeze", lambda x, *, dimensions: np.squeeze(x, dimensions), _squeeze_abstract_eval)
+squeeze_p = _primitive("squeeze", lambda x, *, dimensions: np.squeeze(x, dimensions),
+                       lambda x, *, dimensions: _without_axes(x, dimensions))
 
 
 def squeeze(x, dimensions: tuple[int, ...]):
@@ -298,9 +267,7 @@ def _slice_impl(x, *, start_indices, limit_indices, strides):
 
 def _slice_abstract_eval(x, *, start_indices, limit_indices, strides):
     steps = strides or (1,) * len(start_indices)
-    shape = tuple(builtins.max(0, -(-(hi - lo) // s))
-                  for lo, hi, s in zip(start_indices, limit_indices, steps))
-    return x.update(shape=shape)
+    return x.update(shape=tuple(map(len, map(range, start_indices, limit_indices, steps))))
 
 
 slice_p = _primitive("slice", _slice_impl, _slice_abstract_eval)
@@ -329,20 +296,21 @@ def rev(x, dimensions):
     return rev_p.bind(x, dimensions=tuple(dimensions))
 
 
+def _padded_shape(shape: tuple[int, ...], padding_config) -> tuple[int, ...]:
+    return tuple(lo + hi + d + builtins.max(0, d - 1) * interior
+                 for d, (lo, hi, interior) in zip(shape, padding_config))
+
+
 def _pad_impl(x, padding_value, *, padding_config):
     # Only non-negative padding: enough to transpose slicing.
-    shape = tuple(lo + hi + d + builtins.max(0, d - 1) * interior
-                  for d, (lo, hi, interior) in zip(x.shape, padding_config))
-    out = np.full(shape, padding_value, dtype=x.dtype)
+    out = np.full(_padded_shape(x.shape, padding_config), padding_value, dtype=x.dtype)
     out[tuple(np.s_[lo:lo + (d - 1) * (interior + 1) + 1:interior + 1] if d else np.s_[0:0]
               for d, (lo, _, interior) in zip(x.shape, padding_config))] = x
     return out
 
 
 def _pad_abstract_eval(x, padding_value, *, padding_config):
-    shape = tuple(lo + hi + d + builtins.max(0, d - 1) * interior
-                  for d, (lo, hi, interior) in zip(x.shape, padding_config))
-    return x.update(shape=shape)
+    return x.update(shape=_padded_shape(x.shape, padding_config))
 
 
 pad_p = _primitive("pad", _pad_impl, _pad_abstract_eval)
@@ -412,10 +380,8 @@ dot_general_p = _primitive("dot_general", _dot_general_impl, _dot_general_abstra
 
 
 def dot_general(lhs, rhs, dimension_numbers, preferred_element_type=None):
-    (lc, rc), (lb, rb) = dimension_numbers
-    numbers = ((list(lc), list(rc)), (list(lb), list(rb)))
     dtype = preferred_element_type or get_aval(lhs).dtype
-    return dot_general_p.bind(lhs, rhs, dimension_numbers=_HashableDims(numbers),
+    return dot_general_p.bind(lhs, rhs, dimension_numbers=_HashableDims(dimension_numbers),
                               preferred_element_type=np.dtype(dtype))
 
 
