@@ -220,9 +220,11 @@ true_divide = divide
 
 def power(x, y):
     x, y = _bool_as_int32(x), _bool_as_int32(y)  # power is numeric: booleans count as 0, 1
-    # A Python int exponent is unrolled into multiplications (integer_pow), as in JAX.
-    if type(y) is int:
-        return lax.integer_pow(_as_operand(x), y)
+    # A concrete integer exponent is unrolled into multiplications (integer_pow), as
+    # in JAX: x keeps its type, so a weakly typed x stays weak.
+    if not isinstance(y, Tracer) and get_aval(y).shape == () \
+            and np.issubdtype(get_aval(y).dtype, np.integer):
+        return lax.integer_pow(_as_operand(x), int(y))
     return lax.pow(*_broadcast(*_promote(x, y), name="pow"))
 
 
