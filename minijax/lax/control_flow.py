@@ -231,6 +231,26 @@ def _pick(items, flags, keep: bool = True) -> list:
     return [x for x, f in zip(items, flags) if f == keep]
 
 
+def _partial_eval_rule(primitive: Primitive) -> Callable:
+    """The rule of ``primitive`` under linearize, made from its rule that splits an
+    equation: the known equation runs now, in the parent trace, and the unknown one
+    is staged, reading the residuals the known one returned."""
+    def rule(trace: PartialEvalTrace, args, **params):
+        ins = [Var(get_aval(x)) for x in args]
+        outs = [Var(a) for a in primitive.abstract_eval(*[v.aval for v in ins], **params)]
+        known, unknown, _, _ = partial_eval_jaxpr_custom_rules[primitive](
+            [trace.is_own(x) for x in args], JaxprEqn(primitive, ins, params, outs))
+        env = dict(zip(ins, args))
+        if known is not None:
+            env.update(zip(known.out_binders, primitive.bind_with_trace(
+                trace.parent_trace, [env[x] for x in known.inputs], known.params)))
+        env.update(zip(unknown.out_binders, trace.add_eqn(
+            primitive, [env[x] for x in unknown.inputs], unknown.params,
+            [v.aval for v in unknown.out_binders])))
+        return [env[v] for v in outs]
+    return rule
+
+
 def _carry_fixed_point(flags_out: Callable[[list], list], flags: list) -> list:
     """Which carries are unknown, nonzero or batched: those whose initial value is,
     and those the body makes so from one that is.  Found as JAX does, by running
@@ -335,55 +355,29 @@ def _batched_aval(aval, dim, axis_size):
     return aval.update(shape=aval.shape[:dim] + (axis_size,) + aval.shape[dim:])
 
 
-def _known_while(params: dict, unknowns: list[bool]) -> tuple[dict, list[bool]] | None:
-    """The loop over the known carries alone, as while parameters, and which
-    inputs it does not take (the unknown ones, and the initial values of carries
-    that become unknown); None if the predicate itself depends on an unknown.
+def _while_partial_eval_jaxpr(unks_in, eqn: JaxprEqn):
+    """The known carries come from a loop over them alone; the unknown ones from the
+    whole loop, which computes the known carries again (JAX does the same).  When the
+    predicate depends on an unknown, nothing is known after the loop.
 
     A carry is unknown if its initial value is, or if the body computes it from
     an unknown: found by iterating to a fixed point, as JAX does."""
-    cond_jaxpr, body_jaxpr = params["cond_jaxpr"], params["body_jaxpr"]
-    cond_nconsts, body_nconsts = params["cond_nconsts"], params["body_nconsts"]
-    cond_uk, body_uk, carry_uk = _split_args(unknowns, cond_nconsts, body_nconsts)
+    params = eqn.params
+    cond_uk, body_uk, carry_uk = _split_args(
+        unks_in, params["cond_nconsts"], params["body_nconsts"])
     carry_uk = _carry_fixed_point(
-        lambda uk: partial_eval_jaxpr(body_jaxpr, [*body_uk, *uk])[2], list(carry_uk))
-    cond_known, _, (pred_uk,), _ = partial_eval_jaxpr(cond_jaxpr, [*cond_uk, *carry_uk])
+        lambda uk: partial_eval_jaxpr(params["body_jaxpr"], [*body_uk, *uk])[2], list(carry_uk))
+    cond_known, _, (pred_uk,), _ = partial_eval_jaxpr(params["cond_jaxpr"], [*cond_uk, *carry_uk])
+    residuals = _pick(eqn.inputs, unks_in, False)
     if pred_uk:
-        return None
-    body_known = partial_eval_jaxpr(body_jaxpr, [*body_uk, *carry_uk])[0]
-    num_known = carry_uk.count(False)
+        return None, eqn, [True] * len(eqn.out_binders), residuals
+    body_known = partial_eval_jaxpr(params["body_jaxpr"], [*body_uk, *carry_uk])[0]
     trim = lambda j, n: dce_jaxpr(Jaxpr([], j.invars, j.eqns, j.outvars[:n]))  # noqa: E731
-    known_params = dict(cond_jaxpr=trim(cond_known, 1), body_jaxpr=trim(body_known, num_known),
+    known_params = dict(cond_jaxpr=trim(cond_known, 1),
+                        body_jaxpr=trim(body_known, carry_uk.count(False)),
                         cond_nconsts=cond_uk.count(False), body_nconsts=body_uk.count(False))
-    return known_params, [*cond_uk, *body_uk, *carry_uk]
-
-
-def _while_partial_eval(trace: PartialEvalTrace, args, **params):
-    """Under linearize: the known carries come from a loop over them alone, run
-    now; the unknown ones from the whole loop, staged, which computes the known
-    carries again (JAX does the same)."""
-    split = _known_while(params, [trace.is_own(x) for x in args])
-    staged = trace.add_eqn(while_p, args, params, params["body_jaxpr"].out_avals)
-    if split is None:
-        return staged
-    known_params, not_taken = split
-    known_args = [x for x, u in zip(args, not_taken) if not u]
-    known_outs = iter(while_p.bind_with_trace(trace.parent_trace, known_args, known_params))
-    carry_uk = not_taken[len(args) - len(staged):]
-    return [t if uk else next(known_outs) for t, uk in zip(staged, carry_uk)]
-
-
-def _while_partial_eval_jaxpr(unks_in, eqn: JaxprEqn):
-    split = _known_while(eqn.params, unks_in)
-    known = None  # when the predicate is unknown, nothing is known after the loop
-    if split is None:
-        carry_uk = [True] * len(eqn.out_binders)
-    else:
-        known_params, not_taken = split
-        carry_uk = not_taken[len(eqn.inputs) - len(eqn.out_binders):]
-        known = JaxprEqn(while_p, [x for x, u in zip(eqn.inputs, not_taken) if not u],
-                         known_params, [v for v, u in zip(eqn.out_binders, carry_uk) if not u])
-    residuals = [x for x, u in zip(eqn.inputs, unks_in) if not u]
+    known = JaxprEqn(while_p, _pick(eqn.inputs, [*cond_uk, *body_uk, *carry_uk], False),
+                     known_params, _pick(eqn.out_binders, carry_uk, False))
     unknown = eqn._replace(out_binders=[v if u else Var(v.aval)
                                         for v, u in zip(eqn.out_binders, carry_uk)])
     return known, unknown, carry_uk, residuals
@@ -399,8 +393,8 @@ def _while_transpose(cts, *args, **params):
 primitive_transposes[while_p] = _while_transpose
 primitive_jvps[while_p] = _while_jvp
 primitive_batchers[while_p] = _while_batch
-custom_partial_eval_rules[while_p] = _while_partial_eval
 partial_eval_jaxpr_custom_rules[while_p] = _while_partial_eval_jaxpr
+custom_partial_eval_rules[while_p] = _partial_eval_rule(while_p)
 
 
 # ---------------------------------------------------------------------------
@@ -600,50 +594,23 @@ def _split_scan(jaxpr: Jaxpr, unknowns: tuple, num_consts: int, num_carry: int):
             _pick(source, intensive) + _pick(res_source, intensive, False), sum(intensive))
 
 
-def _partial_scan(params: dict, unknowns, inputs: list):
-    """What both partial evaluation rules need: the known scan's inputs and parameters,
-    the unknown scan's parameters and its inputs given the known scan's outputs, and
-    which outputs are unknown."""
-    num_consts, num_carry = params["num_consts"], params["num_carry"]
-    known, unknown, uk_in, out_uk, res_source, num_int = _split_scan(
-        params["jaxpr"], tuple(unknowns), num_consts, num_carry)
-    const_uk, carry_uk, _ = _split_args(uk_in, num_consts, num_carry)
-    known_in = [x for x, u in zip(inputs, uk_in) if not u]
-    known_params = dict(params, jaxpr=known, num_consts=const_uk.count(False),
-                        num_carry=carry_uk.count(False))
-    unknown_params = dict(params, jaxpr=unknown, num_consts=num_int + sum(const_uk),
-                          num_carry=sum(carry_uk))
-
-    def unknown_in(known_outs: list) -> list:
-        stacked = iter(known_outs[out_uk.count(False):])
-        res = [next(stacked) if i is None else known_in[i] for i in res_source]
-        return [*res[:num_int], *[x for x, u in zip(inputs, uk_in) if u], *res[num_int:]]
-    return known_in, known_params, unknown_in, unknown_params, out_uk
-
-
-def _scan_partial_eval(trace: PartialEvalTrace, args, **params):
-    """Under linearize: the known scan runs now, the unknown one is staged."""
-    known_in, known_params, unknown_in, unknown_params, out_uk = _partial_scan(
-        params, [trace.is_own(x) for x in args], args)
-    known_outs = scan_p.bind_with_trace(trace.parent_trace, known_in, known_params) \
-        if known_params["jaxpr"].outvars else []
-    unknown_outs = iter(trace.add_eqn(scan_p, unknown_in(known_outs), unknown_params,
-                                      scan_p.abstract_eval(**unknown_params)))
-    known_outs = iter(known_outs)
-    return [next(unknown_outs) if u else next(known_outs) for u in out_uk]
-
-
 def _scan_partial_eval_jaxpr(unks_in, eqn: JaxprEqn):
-    known_in, known_params, unknown_in, unknown_params, out_uk = _partial_scan(
-        eqn.params, unks_in, eqn.inputs)
-    known_outs = [b for b, u in zip(eqn.out_binders, out_uk) if not u]
+    num_consts, num_carry = eqn.params["num_consts"], eqn.params["num_carry"]
+    known, unknown, uk_in, out_uk, res_source, num_int = _split_scan(
+        eqn.params["jaxpr"], tuple(unks_in), num_consts, num_carry)
+    const_uk, carry_uk, _ = _split_args(uk_in, num_consts, num_carry)
+    known_in = _pick(eqn.inputs, uk_in, False)
+    known_params = dict(eqn.params, jaxpr=known, num_consts=const_uk.count(False),
+                        num_carry=carry_uk.count(False))
+    known_outs = _pick(eqn.out_binders, out_uk, False)
     known_outs += [Var(a) for a in scan_p.abstract_eval(**known_params)[len(known_outs):]]
-    unknown = JaxprEqn(scan_p, unknown_in(known_outs), unknown_params,
-                       [b for b, u in zip(eqn.out_binders, out_uk) if u])
-    unknown_vars = {x for x, u in zip(eqn.inputs, unks_in) if u}
-    residuals = [x for x in unknown.inputs if x not in unknown_vars]
+    stacked = iter(known_outs[out_uk.count(False):])
+    res = [next(stacked) if i is None else known_in[i] for i in res_source]
+    unknown = JaxprEqn(scan_p, [*res[:num_int], *_pick(eqn.inputs, uk_in), *res[num_int:]],
+                       dict(eqn.params, jaxpr=unknown, num_consts=num_int + sum(const_uk),
+                            num_carry=sum(carry_uk)), _pick(eqn.out_binders, out_uk))
     known = JaxprEqn(scan_p, known_in, known_params, known_outs) if known_outs else None
-    return known, unknown, out_uk, residuals
+    return known, unknown, out_uk, res
 
 
 def _scan_transpose(cts, *args, jaxpr, reverse, num_consts, num_carry, **params):
@@ -715,8 +682,8 @@ def _scan_batch(axis_size, vals, dims, *, jaxpr, num_consts, num_carry, **params
 primitive_jvps[scan_p] = _scan_jvp
 primitive_transposes[scan_p] = _scan_transpose
 primitive_batchers[scan_p] = _scan_batch
-custom_partial_eval_rules[scan_p] = _scan_partial_eval
 partial_eval_jaxpr_custom_rules[scan_p] = _scan_partial_eval_jaxpr
+custom_partial_eval_rules[scan_p] = _partial_eval_rule(scan_p)
 
 
 def map(f: Callable, xs, *, batch_size: int | None = None):
@@ -812,11 +779,9 @@ def cond(pred, true_fun: Callable, false_fun: Callable, *operands):
                         f"{false_tree} of {[a.str_short() for a in false_jaxpr.out_avals]}.")
     _check_branch_types(true_fun, false_fun, true_tree, true_jaxpr.out_avals,
                         false_jaxpr.out_avals)
-    # Each branch takes every branch's constants, then the operands.
-    branches = _join_consts([false_jaxpr, true_jaxpr], [false_consts, true_consts])
     index = lax.convert_element_type(pred, np.int32) if isinstance(pred, Tracer) \
         else _int32(int(bool(concrete_or_error(pred, "cond"))))
-    outs = cond_p.bind(index, *false_consts, *true_consts, *ops_flat, branches=branches)
+    outs = _bind_cond(index, [(false_jaxpr, false_consts), (true_jaxpr, true_consts)], ops_flat)
     return tree_unflatten(true_tree, outs)
 
 
@@ -834,19 +799,18 @@ def _check_branch_types(true_fun, false_fun, out_tree, true_avals, false_avals) 
                         f"Revise true_fun and/or false_fun so that all output types match.")
 
 
-def _join_consts(jaxprs: list[Jaxpr], consts: list[list]) -> tuple[Jaxpr, ...]:
-    """Give every branch the same inputs: all branches' constants, then its own inputs."""
-    all_avals = [get_aval(c) for cs in consts for c in cs]
-    joined, start = [], 0
-    for jaxpr, cs in zip(jaxprs, consts):
-        mine = slice(start, start + len(cs))
-        n_all = len(all_avals)
-
-        def branch(*args, jaxpr=jaxpr, mine=mine, n_all=n_all):
-            return jaxpr_as_fun(jaxpr)(*args[:n_all][mine], *args[n_all:])
-        joined.append(_stage_exact(branch, all_avals + jaxpr.in_avals[len(cs):]))
+def _bind_cond(index, staged: list[tuple[Jaxpr, list]], args: list) -> list:
+    """Bind cond_p on branches staged apart, each with its own constants: every branch
+    is made to take all branches' constants, then ``args``."""
+    all_consts = [c for _, cs in staged for c in cs]
+    n_all, all_avals = len(all_consts), [get_aval(c) for c in all_consts]
+    branches, start = [], 0
+    for jaxpr, cs in staged:
+        def branch(*ins, jaxpr=jaxpr, mine=slice(start, start + len(cs))):
+            return jaxpr_as_fun(jaxpr)(*ins[:n_all][mine], *ins[n_all:])
+        branches.append(_stage_exact(branch, all_avals + jaxpr.in_avals[len(cs):]))
         start += len(cs)
-    return tuple(joined)
+    return cond_p.bind(index, *all_consts, *args, branches=tuple(branches))
 
 
 def _cond_impl(index, *args, branches):
@@ -862,11 +826,8 @@ cond_p.def_abstract_eval(lambda index, *avals, branches: branches[0].out_avals)
 def _cond_jvp(primals, tangents, *, branches):
     index, *args = primals
     arg_dots = [instantiate_zeros(t) for t in tangents[1:]]
-    everything = (True,) * len(args)
-    jvps = [jvp_jaxpr(b, everything, True)[:2] for b in branches]
-    jvp_branches = _join_consts(*zip(*jvps))
-    consts = [c for _, cs in jvps for c in cs]
-    outs = cond_p.bind(index, *consts, *args, *arg_dots, branches=jvp_branches)
+    jvps = [jvp_jaxpr(b, (True,) * len(args), True)[:2] for b in branches]
+    outs = _bind_cond(index, jvps, [*args, *arg_dots])
     half = len(outs) // 2
     return outs[:half], outs[half:]
 
@@ -875,10 +836,8 @@ def _cond_batch(axis_size, vals, dims, *, branches):
     index, *args = vals
     index_dim, *arg_dims = dims
     if index_dim is None:
-        batched = [vmap_jaxpr(b, axis_size, tuple(arg_dims))[:2] for b in branches]
-        new_branches = _join_consts([b for b, _ in batched], [c for _, c in batched])
-        consts = [c for _, cs in batched for c in cs]
-        outs = cond_p.bind(index, *consts, *args, branches=new_branches)
+        outs = _bind_cond(index, [vmap_jaxpr(b, axis_size, tuple(arg_dims))[:2]
+                                  for b in branches], args)
         return outs, [0] * len(outs)
     # A predicate per example: run both branches on every example, then select.
     results = [vmap_flat(jaxpr_as_fun(b), axis_size, list(arg_dims), list(args))
@@ -928,24 +887,6 @@ def _staged_zeros(aval):
     return lax.broadcast_in_dim(scalar, aval.shape, ())
 
 
-def _cond_partial_eval(trace: PartialEvalTrace, args, *, branches):
-    index, *args = args
-    if trace.is_own(index):
-        raise ValueError("cond with an unknown predicate cannot be linearized")
-    unks = tuple(trace.is_own(x) for x in args)
-    known, unknown, out_unks, num_res = _split_cond(branches, unks)
-    known_vals = [x for x, u in zip(args, unks) if not u]
-    outs_and_res = cond_p.bind_with_trace(trace.parent_trace, [index, *known_vals],
-                                          dict(branches=known))
-    num_known = len(outs_and_res) - num_res
-    known_outs, residuals = outs_and_res[:num_known], outs_and_res[num_known:]
-    unknown_args = [x for x, u in zip(args, unks) if u]
-    unknown_outs = trace.add_eqn(cond_p, [index, *residuals, *unknown_args],
-                                 dict(branches=unknown), unknown[0].out_avals)
-    k, u = iter(known_outs), iter(unknown_outs)
-    return [next(u) if unk else next(k) for unk in out_unks]
-
-
 def _cond_partial_eval_jaxpr(unks_in, eqn: JaxprEqn):
     index_unknown, *unks = unks_in
     if index_unknown:
@@ -965,16 +906,14 @@ def _cond_partial_eval_jaxpr(unks_in, eqn: JaxprEqn):
 def _cond_transpose(cts, index, *args, branches):
     cts = [instantiate_zeros(ct) for ct in cts]
     undefined = tuple(is_undefined_primal(a) for a in args)
-    transposed = [transpose_jaxpr(b, undefined) for b in branches]
-    new_branches = _join_consts([t for t, _ in transposed], [c for _, c in transposed])
-    consts = [c for _, cs in transposed for c in cs]
     residuals = [a for a in args if not is_undefined_primal(a)]
-    outs = iter(cond_p.bind(index, *consts, *residuals, *cts, branches=new_branches))
+    outs = iter(_bind_cond(index, [transpose_jaxpr(b, undefined) for b in branches],
+                           [*residuals, *cts]))
     return [None] + [next(outs) if u else None for u in undefined]
 
 
 primitive_jvps[cond_p] = _cond_jvp
 primitive_batchers[cond_p] = _cond_batch
-custom_partial_eval_rules[cond_p] = _cond_partial_eval
 partial_eval_jaxpr_custom_rules[cond_p] = _cond_partial_eval_jaxpr
+custom_partial_eval_rules[cond_p] = _partial_eval_rule(cond_p)
 primitive_transposes[cond_p] = _cond_transpose
