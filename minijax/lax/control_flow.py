@@ -108,26 +108,22 @@ def _check_carry(name: str, body_fun: Callable, in_tree, in_avals, out_tree, out
         carry_name = next(iter(inspect.signature(body_fun).parameters), None)
     except (ValueError, TypeError):
         carry_name = None
+    component = functools.partial(_carry_component, carry_name)
     if out_tree != in_tree:
-        diffs = [f"{_carry_component(carry_name, path)} is a {a} but the corresponding "
-                 f"component of the carry output is a {b}, so {why}"
+        diffs = [f"{component(path)} is a {a} but the corresponding component of the carry "
+                 f"output is a {b}, so {why}"
                  for path, a, b, why in _structure_differences(in_tree, out_tree)]
-        differences = _sentences(diffs, bullet_end="\n", last_lead="")
-        raise TypeError(f"{name} body function carry input and carry output must have the "
-                        f"same pytree structure, but they differ:\n\n{differences}\n"
-                        f"Revise the function so that the carry output has the same pytree "
-                        f"structure as the carry input.")
-    paths = leaf_paths(tree_unflatten(in_tree, in_avals))
-    diffs = [f"{_carry_component(carry_name, path)} has type {a.str_short(False)} but the "
-             f"corresponding output carry component has type {b.str_short(False)}"
-             f"{_mismatch_extra(a, b)}"
-             for path, a, b in zip(paths, in_avals, out_avals) if not _typematch(a, b)]
+        what = "the same pytree structure"
+        fix = "the carry output has the same pytree structure as the carry input"
+    else:
+        diffs = _type_differences(in_tree, in_avals, out_avals, component,
+                                  "output carry component")
+        what, fix = "equal types", "all output types match the corresponding input types"
     if diffs:
         differences = _sentences(diffs, bullet_end="\n", last_lead="")
         raise TypeError(f"{name} body function carry input and carry output must have "
-                        f"equal types, but they differ:\n\n{differences}\n"
-                        f"Revise the function so that all output types match the "
-                        f"corresponding input types.")
+                        f"{what}, but they differ:\n\n{differences}\n"
+                        f"Revise the function so that {fix}.")
 
 
 def _structure_differences(a: PyTreeDef, b: PyTreeDef, path: str = "") -> list:
@@ -166,9 +162,15 @@ def _carry_component(carry_name: str | None, path: str) -> str:
     return f"the input carry at path {path}" if path else "the input carry"
 
 
-def _typematch(a, b) -> bool:
-    """Equal types up to weak types (JAX's ``core.typematch``)."""
-    return (a.shape, a.dtype) == (b.shape, b.dtype)
+def _type_differences(tree, avals, other_avals, first: Callable, second: str) -> list[str]:
+    """The leaves whose types differ, up to weak types (JAX's ``core.typematch``), as
+    JAX's messages say it: ``first(path)`` has one type, the corresponding ``second``
+    the other."""
+    paths = leaf_paths(tree_unflatten(tree, avals))
+    return [f"{first(path)} has type {a.str_short(False)} but the corresponding {second} "
+            f"has type {b.str_short(False)}{_mismatch_extra(a, b)}"
+            for path, a, b in zip(paths, avals, other_avals)
+            if (a.shape, a.dtype) != (b.shape, b.dtype)]
 
 
 def _mismatch_extra(a, b) -> str:
@@ -176,10 +178,7 @@ def _mismatch_extra(a, b) -> str:
     problems = [what for what, differs in (("the dtypes do not match", a.dtype != b.dtype),
                                            ("the shapes do not match", a.shape != b.shape))
                 if differs]
-    if not problems:
-        return ""
-    return ", so " + (problems[0] if len(problems) == 1 else
-                      ", ".join(problems[:-1]) + ", and " + problems[-1])
+    return ", so " + ", and ".join(problems) if problems else ""
 
 
 def _sentences(diffs: list[str], bullet_end: str, last_lead: str) -> str:
@@ -288,9 +287,8 @@ def _jvp_while_jaxprs(cond_jaxpr: Jaxpr, body_jaxpr: Jaxpr, body_nconsts: int):
         return jaxpr_as_fun(cond_jaxpr)(*args[:len(args) - num_carry])
 
     def body(*args):  # (jvp consts, consts, const tangents, carry, carry tangents)
-        jc, rest = args[:num_jc], args[num_jc:]
-        consts, const_dots = rest[:body_nconsts], rest[body_nconsts:2 * body_nconsts]
-        carry, carry_dots = rest[2 * body_nconsts:-num_carry], rest[-num_carry:]
+        jc, consts, rest = _split_args(args, num_jc, body_nconsts)
+        const_dots, carry, carry_dots = _split_args(rest, body_nconsts, num_carry)
         return jaxpr_as_fun(body_jvp)(*jc, *consts, *carry, *const_dots, *carry_dots)
 
     const_avals = body_jaxpr.in_avals[:body_nconsts]
@@ -317,8 +315,7 @@ def _while_batch(axis_size, vals, dims, *, cond_jaxpr, body_jaxpr, cond_nconsts,
 
 @cache_per_jaxpr
 def _batched_while_jaxprs(cond_jaxpr, body_jaxpr, axis_size, cond_dims, body_dims):
-    num_carry = len(body_jaxpr.outvars)
-    carry_dims = (0,) * num_carry
+    carry_dims = (0,) * len(body_jaxpr.outvars)
     batched_cond, cc, _ = vmap_jaxpr(cond_jaxpr, axis_size, cond_dims + carry_dims)
     batched_body, bc, _ = vmap_jaxpr(body_jaxpr, axis_size, body_dims + carry_dims)
     num_cc, num_bc, body_nconsts = len(cc), len(bc), len(body_dims)
@@ -328,31 +325,19 @@ def _batched_while_jaxprs(cond_jaxpr, body_jaxpr, axis_size, cond_dims, body_dim
         return [lax.reduce_max(pred, (0,))]
 
     def body(*args):  # (vmap consts of cond and body, body consts, cond consts, carry)
-        cc_, bc_ = args[:num_cc], args[num_cc:num_cc + num_bc]
-        rest = args[num_cc + num_bc:]
-        body_consts, cond_consts = rest[:body_nconsts], rest[body_nconsts:-num_carry]
-        carry = rest[-num_carry:]
+        cc_, bc_, rest = _split_args(args, num_cc, num_bc)
+        body_consts, cond_consts, carry = _split_args(rest, body_nconsts, len(cond_dims))
         (running,) = jaxpr_as_fun(batched_cond)(*cc_, *cond_consts, *carry)
         stepped = jaxpr_as_fun(batched_body)(*bc_, *body_consts, *carry)
         # Examples whose predicate is already false keep their values.
         return [lax.select_n(lax.broadcast_in_dim(running, get_aval(new).shape, (0,)), old, new)
                 for old, new in zip(carry, stepped)]
 
-    cond_avals = [_batched_aval(a, d, axis_size)
-                  for a, d in zip(cond_jaxpr.in_avals, cond_dims + carry_dims)]
-    body_avals = [_batched_aval(a, d, axis_size)
-                  for a, d in zip(body_jaxpr.in_avals, body_dims + carry_dims)]
-    consts_avals = [get_aval(c) for c in [*cc, *bc]]
-    new_cond, cond_extra = _stage_flat(any_lane, [get_aval(c) for c in cc] + cond_avals)
-    new_body, body_extra = _stage_flat(
-        body, consts_avals + body_avals[:body_nconsts] + cond_avals)
+    cond_avals = batched_cond.in_avals  # (vmap consts of cond, cond consts, carry)
+    new_cond, cond_extra = _stage_flat(any_lane, cond_avals)
+    new_body, body_extra = _stage_flat(body, cond_avals[:num_cc] + batched_body.in_avals[
+        :num_bc + body_nconsts] + cond_avals[num_cc:])
     return new_cond, [*cond_extra, *cc], new_body, [*body_extra, *cc, *bc]
-
-
-def _batched_aval(aval, dim, axis_size):
-    if dim is None:
-        return aval
-    return aval.update(shape=aval.shape[:dim] + (axis_size,) + aval.shape[dim:])
 
 
 def _while_partial_eval_jaxpr(unks_in, eqn: JaxprEqn):
@@ -411,7 +396,7 @@ def scan(f: Callable, init, xs=None, length: int | None = None, reverse: bool = 
     init_flat, init_tree = tree_flatten(init)
     xs_flat, xs_tree = tree_flatten(xs)
     length = _scan_length(xs_flat, length)
-    x_avals = [_unstacked_aval(shaped_aval(x)) for x in xs_flat]
+    x_avals = [shaped_aval(x).update(shape=x.shape[1:]) for x in xs_flat]
     avals = [shaped_aval(c) for c in init_flat]
     jaxpr, consts, out_tree = _stage(lambda carry_x: f(*carry_x),
                                      PyTreeDef(tuple, None, (init_tree, xs_tree)), avals + x_avals)
@@ -474,13 +459,9 @@ def _bind_scan(jaxpr: Jaxpr, consts: list, init: list, xs: list, params: dict) -
     return carry + [next(outs) if k is None else xs[k] for k in y_source]
 
 
-def _unstacked_aval(aval):
-    return aval.update(shape=aval.shape[1:])
-
-
-def _scan_out_avals(jaxpr: Jaxpr, length: int, num_carry: int) -> list:
+def _scan_abstract_eval(*avals, jaxpr, length, num_carry, **_):
     return [*jaxpr.out_avals[:num_carry],
-            *[_batched_aval(a, 0, length) for a in jaxpr.out_avals[num_carry:]]]
+            *[a.update(shape=(length, *a.shape)) for a in jaxpr.out_avals[num_carry:]]]
 
 
 def _scan_impl(*args, jaxpr, length, reverse, unroll, num_consts, num_carry):
@@ -500,8 +481,7 @@ def _scan_impl(*args, jaxpr, length, reverse, unroll, num_consts, num_carry):
 scan_p = Primitive("scan")
 scan_p.multiple_results = True
 scan_p.def_impl(_scan_impl)
-scan_p.def_abstract_eval(
-    lambda *avals, jaxpr, length, num_carry, **_: _scan_out_avals(jaxpr, length, num_carry))
+scan_p.def_abstract_eval(_scan_abstract_eval)
 
 
 def _regroup(items: list, firsts: list[int], seconds: list[int]) -> list:
@@ -532,9 +512,7 @@ def _scan_jvp(primals, tangents, *, jaxpr, num_consts, num_carry, **params):
                        num_carry=num_carry + dot_sizes[1], **params)
     carry, carry_dots, rest = _split_args(outs, num_carry, dot_sizes[1])
     num_ys = len(jaxpr.outvars) - num_carry
-    ys, ys_dots = rest[:num_ys], rest[num_ys:]
-    primals_out = [*carry, *ys]
-    dots_out = iter([*carry_dots, *ys_dots])
+    primals_out, dots_out = [*carry, *rest[:num_ys]], iter([*carry_dots, *rest[num_ys:]])
     return primals_out, [next(dots_out) if nz else Zero.from_primal_value(p)
                          for p, nz in zip(primals_out, out_nz)]
 
@@ -696,18 +674,16 @@ def map(f: Callable, xs, *, batch_size: int | None = None):
     size = leaves[0].shape[0]
     num_batches = size // batch_size if batch_size else 0
     done = num_batches * batch_size
-    batches = [lax.reshape(x[:done], (num_batches, batch_size, *x.shape[1:]))
-               for x in leaves] if num_batches else []
-    rest = [x[done:] for x in leaves] if done < size or not num_batches else []
-    ys = []
-    if batches:
-        ys.append(scan(lambda _, x: ((), vmap(f)(x)), (), tree_unflatten(tree, batches))[1])
-    if rest:
-        ys.append(vmap(f)(tree_unflatten(tree, rest)))
+    if not num_batches:
+        return vmap(f)(tree_unflatten(tree, [x[done:] for x in leaves]))
+    batches = [lax.reshape(x[:done], (num_batches, batch_size, *x.shape[1:])) for x in leaves]
+    rest = [x[done:] for x in leaves] if done < size else None
+    ys = scan(lambda _, x: ((), vmap(f)(x)), (), tree_unflatten(tree, batches))[1]
     unbatch = lambda y: lax.reshape(y, (done, *y.shape[2:]))  # noqa: E731
-    if len(ys) == 2:
-        return tree_map(lambda a, b: lax.concatenate([unbatch(a), b], 0), *ys)
-    return tree_map(unbatch, ys[0]) if batches else ys[0]
+    if rest is None:
+        return tree_map(unbatch, ys)
+    return tree_map(lambda a, b: lax.concatenate([unbatch(a), b], 0), ys,
+                    vmap(f)(tree_unflatten(tree, rest)))
 
 
 # ---------------------------------------------------------------------------
@@ -786,11 +762,10 @@ def cond(pred, true_fun: Callable, false_fun: Callable, *operands):
 
 
 def _check_branch_types(true_fun, false_fun, out_tree, true_avals, false_avals) -> None:
-    paths = leaf_paths(tree_unflatten(out_tree, true_avals))
-    diffs = [f"the output of true_fun{f' at path {path}' if path else ''} has type "
-             f"{a.str_short(False)} but the corresponding output of false_fun has type "
-             f"{b.str_short(False)}{_mismatch_extra(a, b)}"
-             for path, a, b in zip(paths, true_avals, false_avals) if not _typematch(a, b)]
+    diffs = _type_differences(
+        out_tree, true_avals, false_avals,
+        lambda path: f"the output of true_fun{f' at path {path}' if path else ''}",
+        "output of false_fun")
     if diffs:
         differences = _sentences(diffs, bullet_end="", last_lead="\n")
         raise TypeError(f"cond branches must have equal output types but they differ.\n\n"
@@ -858,27 +833,21 @@ def _split_cond(branches, unks_in: tuple[bool, ...]):
     splits = [partial_eval_jaxpr(b, list(unks_in)) for b in branches]
     out_unks = [any(u) for u in zip(*[s[2] for s in splits])]
     splits = [partial_eval_jaxpr(b, list(unks_in), out_unks) for b in branches]
-    res_avals = [jk.out_avals[len(jk.outvars) - n:] for jk, _, _, n in splits]
-    all_res = [a for avals in res_avals for a in avals]
+    all_res = [a for jk, _, _, n in splits for a in jk.out_avals[len(jk.outvars) - n:]]
     known, unknown, start = [], [], 0
-    for (jaxpr_known, jaxpr_unknown, _, n), avals in zip(splits, res_avals):
-        before, after = all_res[:start], all_res[start + n:]
-
-        def known_fn(*args, jk=jaxpr_known, before=before, after=after, n=n):
+    for jaxpr_known, jaxpr_unknown, _, n in splits:
+        def known_fn(*args, jk=jaxpr_known, start=start, n=n):
             outs = jaxpr_as_fun(jk)(*args)
-            own = outs[len(outs) - n:]
-            zeros = lambda avals: [_staged_zeros(a) for a in avals]  # noqa: E731
-            return [*outs[:len(outs) - n], *zeros(before), *own, *zeros(after)]
+            num_out = len(outs) - n
+            return [*outs[:num_out], *[_staged_zeros(a) for a in all_res[:start]],
+                    *outs[num_out:], *[_staged_zeros(a) for a in all_res[start + n:]]]
 
         def unknown_fn(*args, ju=jaxpr_unknown, start=start, n=n):
             return jaxpr_as_fun(ju)(*args[start:start + n], *args[len(all_res):])
-
-        known_in = [a for a, u in zip(branches[0].in_avals, unks_in) if not u]
-        unknown_in = [a for a, u in zip(branches[0].in_avals, unks_in) if u]
-        known.append(_stage_exact(known_fn, known_in))
-        unknown.append(_stage_exact(unknown_fn, all_res + unknown_in))
+        known.append(_stage_exact(known_fn, _pick(branches[0].in_avals, unks_in, False)))
+        unknown.append(_stage_exact(unknown_fn, all_res + _pick(branches[0].in_avals, unks_in)))
         start += n
-    return tuple(known), tuple(unknown), out_unks, len(all_res)
+    return tuple(known), tuple(unknown), out_unks, all_res
 
 
 def _staged_zeros(aval):
@@ -891,15 +860,13 @@ def _cond_partial_eval_jaxpr(unks_in, eqn: JaxprEqn):
     index_unknown, *unks = unks_in
     if index_unknown:
         raise ValueError("cond with an unknown predicate cannot be linearized")
-    known, unknown, out_unks, num_res = _split_cond(eqn.params["branches"], tuple(unks))
+    known, unknown, out_unks, res_avals = _split_cond(eqn.params["branches"], tuple(unks))
     index, *args = eqn.inputs
-    residuals = [Var(a) for a in known[0].out_avals[len(known[0].outvars) - num_res:]]
-    eqn_known = JaxprEqn(cond_p, [index, *[x for x, u in zip(args, unks) if not u]],
-                         dict(branches=known),
-                         [v for v, u in zip(eqn.out_binders, out_unks) if not u] + residuals)
-    eqn_unknown = JaxprEqn(cond_p, [index, *residuals, *[x for x, u in zip(args, unks) if u]],
-                           dict(branches=unknown),
-                           [v for v, u in zip(eqn.out_binders, out_unks) if u])
+    residuals = [Var(a) for a in res_avals]
+    eqn_known = JaxprEqn(cond_p, [index, *_pick(args, unks, False)], dict(branches=known),
+                         _pick(eqn.out_binders, out_unks, False) + residuals)
+    eqn_unknown = JaxprEqn(cond_p, [index, *residuals, *_pick(args, unks)],
+                           dict(branches=unknown), _pick(eqn.out_binders, out_unks))
     return eqn_known, eqn_unknown, out_unks, [index, *residuals]
 
 
