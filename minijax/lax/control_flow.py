@@ -42,8 +42,7 @@ def _stage(fun: Callable, in_tree, in_avals) -> tuple[Jaxpr, list, object]:
     """Stage ``fun``, a function of one pytree, to a closed-converted jaxpr (its
     constants become leading inputs), the constants and its output structure."""
     flat_fun, out_tree = flatten_fun(fun, tree_flatten((tree_unflatten(in_tree, in_avals),))[1])
-    jaxpr, consts = trace_to_jaxpr(flat_fun, list(in_avals))
-    return convert_constvars_jaxpr(jaxpr), consts, out_tree.get()
+    return (*_stage_flat(flat_fun, in_avals), out_tree.get())
 
 
 def _stage_flat(fun: Callable, in_avals) -> tuple[Jaxpr, list]:
@@ -57,6 +56,16 @@ def _stage_exact(fun: Callable, in_avals) -> Jaxpr:
     jaxpr, consts = trace_to_jaxpr(fun, list(in_avals))
     assert not consts, "a function of its inputs alone staged constants"
     return jaxpr
+
+
+def _split_args(args, n1: int, n2: int) -> tuple:
+    """Three groups: the first ``n1``, the next ``n2``, the rest."""
+    return args[:n1], args[n1:n1 + n2], args[n1 + n2:]
+
+
+def _pick(items, flags, keep: bool = True) -> list:
+    """The items whose flag is ``keep``."""
+    return [x for x, f in zip(items, flags) if f == keep]
 
 
 # ---------------------------------------------------------------------------
@@ -89,16 +98,13 @@ def _promote_weak_carry(init_flat, in_avals, out_avals) -> list | None:
     carries a float32.  None when nothing is to be promoted."""
     if len(in_avals) != len(out_avals):
         return None  # the structures differ: _check_carry reports it
-    mismatched = [i for i, (a, b) in enumerate(zip(in_avals, out_avals))
-                  if a.weak_type and (a.shape, a.dtype) != (b.shape, b.dtype)]
-    if not mismatched:
+    mismatched = [a.weak_type and (a.shape, a.dtype) != (b.shape, b.dtype)
+                  for a, b in zip(in_avals, out_avals)]
+    if not any(mismatched):
         return None
-    promoted = list(init_flat)
-    for i in mismatched:
-        a, b = in_avals[i], out_avals[i]
-        dtype, _ = dtypes.result_type((a.dtype, True), (b.dtype, b.weak_type))
-        promoted[i] = lax.convert_element_type(init_flat[i], dtype)
-    return promoted
+    return [lax.convert_element_type(
+        x, dtypes.result_type((a.dtype, True), (b.dtype, b.weak_type))[0]) if m else x
+        for x, a, b, m in zip(init_flat, in_avals, out_avals, mismatched)]
 
 
 def _check_carry(name: str, body_fun: Callable, in_tree, in_avals, out_tree, out_avals) -> None:
@@ -206,9 +212,7 @@ def _source_info(fun: Callable) -> str:
 def _while_impl(*args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
     cond = compile_jaxpr(cond_jaxpr, "cond_fun")
     body = compile_jaxpr(body_jaxpr, "body_fun")
-    cond_consts = args[:cond_nconsts]
-    body_consts = args[cond_nconsts:cond_nconsts + body_nconsts]
-    carry = args[cond_nconsts + body_nconsts:]
+    cond_consts, body_consts, carry = _split_args(args, cond_nconsts, body_nconsts)
     while cond(*cond_consts, *carry)[0]:
         carry = body(*body_consts, *carry)
     return carry
@@ -218,16 +222,6 @@ while_p = Primitive("while")
 while_p.multiple_results = True
 while_p.def_impl(_while_impl)
 while_p.def_abstract_eval(lambda *avals, body_jaxpr, **_: body_jaxpr.out_avals)
-
-
-def _split_args(args, n1: int, n2: int) -> tuple:
-    """Three groups: the first ``n1``, the next ``n2``, the rest."""
-    return args[:n1], args[n1:n1 + n2], args[n1 + n2:]
-
-
-def _pick(items, flags, keep: bool = True) -> list:
-    """The items whose flag is ``keep``."""
-    return [x for x, f in zip(items, flags) if f == keep]
 
 
 def _partial_eval_rule(primitive: Primitive) -> Callable:
@@ -261,19 +255,24 @@ def _carry_fixed_point(flags_out: Callable[[list], list], flags: list) -> list:
         flags = new
 
 
+def _bind_while(staged: tuple, cond_consts: list, body_consts: list, carry: list) -> list:
+    """Bind while_p on the jaxprs a rule staged, ``(cond, its constants, body, its
+    constants)``, whose constants come before those given here."""
+    new_cond, cond_extra, new_body, body_extra = staged
+    cond_consts, body_consts = [*cond_extra, *cond_consts], [*body_extra, *body_consts]
+    return while_p.bind(*cond_consts, *body_consts, *carry, cond_jaxpr=new_cond,
+                        body_jaxpr=new_body, cond_nconsts=len(cond_consts),
+                        body_nconsts=len(body_consts))
+
+
 def _while_jvp(primals, tangents, *, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
     """Carry (primal, tangent) pairs through the loop: the body is differentiated,
     the predicate only looks at primals."""
     tangents = [instantiate_zeros(t) for t in tangents]
     cond_consts, body_consts, carry = _split_args(primals, cond_nconsts, body_nconsts)
     _, body_const_dots, carry_dots = _split_args(tangents, cond_nconsts, body_nconsts)
-    new_cond, cond_extra, new_body, body_extra = _jvp_while_jaxprs(
-        cond_jaxpr, body_jaxpr, body_nconsts)
-    new_cond_consts = [*cond_extra, *cond_consts]
-    new_body_consts = [*body_extra, *body_consts, *body_const_dots]
-    outs = while_p.bind(*new_cond_consts, *new_body_consts, *carry, *carry_dots,
-                        cond_jaxpr=new_cond, body_jaxpr=new_body,
-                        cond_nconsts=len(new_cond_consts), body_nconsts=len(new_body_consts))
+    outs = _bind_while(_jvp_while_jaxprs(cond_jaxpr, body_jaxpr, body_nconsts), cond_consts,
+                       [*body_consts, *body_const_dots], [*carry, *carry_dots])
     return outs[:len(carry)], outs[len(carry):]
 
 
@@ -303,13 +302,9 @@ def _while_batch(axis_size, vals, dims, *, cond_jaxpr, body_jaxpr, cond_nconsts,
     cond_dims, body_dims, carry_dims = _split_args(dims, cond_nconsts, body_nconsts)
     cond_consts, body_consts, carry = _split_args(vals, cond_nconsts, body_nconsts)
     carry = [move_batch_axis(axis_size, d, 0, c) for c, d in zip(carry, carry_dims)]
-    new_cond, cond_extra, new_body, body_extra = _batched_while_jaxprs(
+    staged = _batched_while_jaxprs(
         cond_jaxpr, body_jaxpr, axis_size, tuple(cond_dims), tuple(body_dims))
-    new_cond_consts = [*cond_extra, *cond_consts]
-    new_body_consts = [*body_extra, *body_consts, *cond_consts]
-    outs = while_p.bind(*new_cond_consts, *new_body_consts, *carry,
-                        cond_jaxpr=new_cond, body_jaxpr=new_body,
-                        cond_nconsts=len(new_cond_consts), body_nconsts=len(new_body_consts))
+    outs = _bind_while(staged, cond_consts, [*body_consts, *cond_consts], carry)
     return outs, [0] * len(outs)
 
 
@@ -487,12 +482,8 @@ scan_p.def_abstract_eval(_scan_abstract_eval)
 def _regroup(items: list, firsts: list[int], seconds: list[int]) -> list:
     """Items laid out as groups of the first kind then groups of the second (primals,
     then tangents), put in pairs: first group, its second, next first group..."""
-    a, b = list(items[:sum(firsts)]), list(items[sum(firsts):])
-    out = []
-    for n, m in zip(firsts, seconds):
-        out += a[:n] + b[:m]
-        a, b = a[n:], b[m:]
-    return out
+    a, b = iter(items[:sum(firsts)]), iter(items[sum(firsts):])
+    return [next(group) for n, m in zip(firsts, seconds) for group in [a] * n + [b] * m]
 
 
 def _scan_jvp(primals, tangents, *, jaxpr, num_consts, num_carry, **params):
@@ -712,15 +703,11 @@ def fori_loop(lower, upper, body_fun: Callable, init_val, *, unroll: int | bool 
         raise ValueError("Can only use `unroll` in `fori_loop` if the loop bounds are "
                          "statically known.")
 
-    def cond(carry):
-        i, stop, _ = carry
-        return lax.lt(i, stop)
-
     def body(carry):
         i, stop, val = carry
         return lax.add(i, _int32(1)), stop, body_fun(i, val)
 
-    return while_loop(cond, body, (lower, upper, init_val))[2]
+    return while_loop(lambda carry: lax.lt(carry[0], carry[1]), body, (lower, upper, init_val))[2]
 
 
 def _concrete_int(x) -> int | None:
@@ -818,12 +805,10 @@ def _cond_batch(axis_size, vals, dims, *, branches):
     results = [vmap_flat(jaxpr_as_fun(b), axis_size, list(arg_dims), list(args))
                for b in branches]
     index = move_batch_axis(axis_size, index_dim, 0, index)
-    outs = []
-    for per_branch in zip(*[[move_batch_axis(axis_size, d, 0, o) for o, d in zip(*r)]
-                            for r in results]):
-        which = lax.broadcast_in_dim(lax.ne(index, lax.full_like(index, 0)),
-                                     get_aval(per_branch[0]).shape, (0,))
-        outs.append(lax.select_n(which, *per_branch))
+    outs = [lax.select_n(lax.broadcast_in_dim(lax.ne(index, lax.full_like(index, 0)),
+                                              get_aval(cases[0]).shape, (0,)), *cases)
+            for cases in zip(*[[move_batch_axis(axis_size, d, 0, o) for o, d in zip(*r)]
+                               for r in results])]
     return outs, [0] * len(outs)
 
 
