@@ -244,6 +244,17 @@ def _partial_eval_rule(primitive: Primitive) -> Callable:
     return rule
 
 
+def _register_rules(primitive: Primitive, jvp: Callable, transpose: Callable,
+                    batch: Callable, split_eqn: Callable) -> None:
+    """Install the rules of a primitive carrying jaxprs; its rule under linearize is
+    made from ``split_eqn``, the one that splits its equations."""
+    primitive_jvps[primitive] = jvp
+    primitive_transposes[primitive] = transpose
+    primitive_batchers[primitive] = batch
+    partial_eval_jaxpr_custom_rules[primitive] = split_eqn
+    custom_partial_eval_rules[primitive] = _partial_eval_rule(primitive)
+
+
 def _carry_fixed_point(flags_out: Callable[[list], list], flags: list) -> list:
     """Which carries are unknown, nonzero or batched: those whose initial value is,
     and those the body makes so from one that is.  Found as JAX does, by running
@@ -370,11 +381,7 @@ def _while_transpose(cts, *args, **params):
         "static start/stop.")
 
 
-primitive_transposes[while_p] = _while_transpose
-primitive_jvps[while_p] = _while_jvp
-primitive_batchers[while_p] = _while_batch
-partial_eval_jaxpr_custom_rules[while_p] = _while_partial_eval_jaxpr
-custom_partial_eval_rules[while_p] = _partial_eval_rule(while_p)
+_register_rules(while_p, _while_jvp, _while_transpose, _while_batch, _while_partial_eval_jaxpr)
 
 
 # ---------------------------------------------------------------------------
@@ -648,11 +655,7 @@ def _scan_batch(axis_size, vals, dims, *, jaxpr, num_consts, num_carry, **params
         [1 if b else None for b in out_b[num_carry:]]
 
 
-primitive_jvps[scan_p] = _scan_jvp
-primitive_transposes[scan_p] = _scan_transpose
-primitive_batchers[scan_p] = _scan_batch
-partial_eval_jaxpr_custom_rules[scan_p] = _scan_partial_eval_jaxpr
-custom_partial_eval_rules[scan_p] = _partial_eval_rule(scan_p)
+_register_rules(scan_p, _scan_jvp, _scan_transpose, _scan_batch, _scan_partial_eval_jaxpr)
 
 
 def map(f: Callable, xs, *, batch_size: int | None = None):
@@ -864,8 +867,4 @@ def _cond_transpose(cts, index, *args, branches):
     return [None] + [next(outs) if u else None for u in undefined]
 
 
-primitive_jvps[cond_p] = _cond_jvp
-primitive_batchers[cond_p] = _cond_batch
-partial_eval_jaxpr_custom_rules[cond_p] = _cond_partial_eval_jaxpr
-custom_partial_eval_rules[cond_p] = _partial_eval_rule(cond_p)
-primitive_transposes[cond_p] = _cond_transpose
+_register_rules(cond_p, _cond_jvp, _cond_transpose, _cond_batch, _cond_partial_eval_jaxpr)
