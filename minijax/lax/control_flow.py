@@ -42,8 +42,7 @@ def _stage(fun: Callable, in_tree, in_avals) -> tuple[Jaxpr, list, object]:
     """Stage ``fun``, a function of one pytree, to a closed-converted jaxpr (its
     constants become leading inputs), the constants and its output structure."""
     flat_fun, out_tree = flatten_fun(fun, tree_flatten((tree_unflatten(in_tree, in_avals),))[1])
-    jaxpr, consts = trace_to_jaxpr(flat_fun, list(in_avals))
-    return convert_constvars_jaxpr(jaxpr), consts, out_tree.get()
+    return (*_stage_flat(flat_fun, in_avals), out_tree.get())
 
 
 def _stage_flat(fun: Callable, in_avals) -> tuple[Jaxpr, list]:
@@ -57,6 +56,16 @@ def _stage_exact(fun: Callable, in_avals) -> Jaxpr:
     jaxpr, consts = trace_to_jaxpr(fun, list(in_avals))
     assert not consts, "a function of its inputs alone staged constants"
     return jaxpr
+
+
+def _split_args(args, n1: int, n2: int) -> tuple:
+    """Three groups: the first ``n1``, the next ``n2``, the rest."""
+    return args[:n1], args[n1:n1 + n2], args[n1 + n2:]
+
+
+def _pick(items, flags, keep: bool = True) -> list:
+    """The items whose flag is ``keep``."""
+    return [x for x, f in zip(items, flags) if f == keep]
 
 
 # ---------------------------------------------------------------------------
@@ -89,16 +98,13 @@ def _promote_weak_carry(init_flat, in_avals, out_avals) -> list | None:
     carries a float32.  None when nothing is to be promoted."""
     if len(in_avals) != len(out_avals):
         return None  # the structures differ: _check_carry reports it
-    mismatched = [i for i, (a, b) in enumerate(zip(in_avals, out_avals))
-                  if a.weak_type and (a.shape, a.dtype) != (b.shape, b.dtype)]
-    if not mismatched:
+    mismatched = [a.weak_type and (a.shape, a.dtype) != (b.shape, b.dtype)
+                  for a, b in zip(in_avals, out_avals)]
+    if not any(mismatched):
         return None
-    promoted = list(init_flat)
-    for i in mismatched:
-        a, b = in_avals[i], out_avals[i]
-        dtype, _ = dtypes.result_type((a.dtype, True), (b.dtype, b.weak_type))
-        promoted[i] = lax.convert_element_type(init_flat[i], dtype)
-    return promoted
+    return [lax.convert_element_type(
+        x, dtypes.result_type((a.dtype, True), (b.dtype, b.weak_type))[0]) if m else x
+        for x, a, b, m in zip(init_flat, in_avals, out_avals, mismatched)]
 
 
 def _check_carry(name: str, body_fun: Callable, in_tree, in_avals, out_tree, out_avals) -> None:
@@ -108,26 +114,22 @@ def _check_carry(name: str, body_fun: Callable, in_tree, in_avals, out_tree, out
         carry_name = next(iter(inspect.signature(body_fun).parameters), None)
     except (ValueError, TypeError):
         carry_name = None
+    component = functools.partial(_carry_component, carry_name)
     if out_tree != in_tree:
-        diffs = [f"{_carry_component(carry_name, path)} is a {a} but the corresponding "
-                 f"component of the carry output is a {b}, so {why}"
+        diffs = [f"{component(path)} is a {a} but the corresponding component of the carry "
+                 f"output is a {b}, so {why}"
                  for path, a, b, why in _structure_differences(in_tree, out_tree)]
-        differences = _sentences(diffs, bullet_end="\n", last_lead="")
-        raise TypeError(f"{name} body function carry input and carry output must have the "
-                        f"same pytree structure, but they differ:\n\n{differences}\n"
-                        f"Revise the function so that the carry output has the same pytree "
-                        f"structure as the carry input.")
-    paths = leaf_paths(tree_unflatten(in_tree, in_avals))
-    diffs = [f"{_carry_component(carry_name, path)} has type {a.str_short(False)} but the "
-             f"corresponding output carry component has type {b.str_short(False)}"
-             f"{_mismatch_extra(a, b)}"
-             for path, a, b in zip(paths, in_avals, out_avals) if not _typematch(a, b)]
+        what = "the same pytree structure"
+        fix = "the carry output has the same pytree structure as the carry input"
+    else:
+        diffs = _type_differences(in_tree, in_avals, out_avals, component,
+                                  "output carry component")
+        what, fix = "equal types", "all output types match the corresponding input types"
     if diffs:
         differences = _sentences(diffs, bullet_end="\n", last_lead="")
         raise TypeError(f"{name} body function carry input and carry output must have "
-                        f"equal types, but they differ:\n\n{differences}\n"
-                        f"Revise the function so that all output types match the "
-                        f"corresponding input types.")
+                        f"{what}, but they differ:\n\n{differences}\n"
+                        f"Revise the function so that {fix}.")
 
 
 def _structure_differences(a: PyTreeDef, b: PyTreeDef, path: str = "") -> list:
@@ -166,9 +168,15 @@ def _carry_component(carry_name: str | None, path: str) -> str:
     return f"the input carry at path {path}" if path else "the input carry"
 
 
-def _typematch(a, b) -> bool:
-    """Equal types up to weak types (JAX's ``core.typematch``)."""
-    return (a.shape, a.dtype) == (b.shape, b.dtype)
+def _type_differences(tree, avals, other_avals, first: Callable, second: str) -> list[str]:
+    """The leaves whose types differ, up to weak types (JAX's ``core.typematch``), as
+    JAX's messages say it: ``first(path)`` has one type, the corresponding ``second``
+    the other."""
+    paths = leaf_paths(tree_unflatten(tree, avals))
+    return [f"{first(path)} has type {a.str_short(False)} but the corresponding {second} "
+            f"has type {b.str_short(False)}{_mismatch_extra(a, b)}"
+            for path, a, b in zip(paths, avals, other_avals)
+            if (a.shape, a.dtype) != (b.shape, b.dtype)]
 
 
 def _mismatch_extra(a, b) -> str:
@@ -176,10 +184,7 @@ def _mismatch_extra(a, b) -> str:
     problems = [what for what, differs in (("the dtypes do not match", a.dtype != b.dtype),
                                            ("the shapes do not match", a.shape != b.shape))
                 if differs]
-    if not problems:
-        return ""
-    return ", so " + (problems[0] if len(problems) == 1 else
-                      ", ".join(problems[:-1]) + ", and " + problems[-1])
+    return ", so " + ", and ".join(problems) if problems else ""
 
 
 def _sentences(diffs: list[str], bullet_end: str, last_lead: str) -> str:
@@ -207,9 +212,7 @@ def _source_info(fun: Callable) -> str:
 def _while_impl(*args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
     cond = compile_jaxpr(cond_jaxpr, "cond_fun")
     body = compile_jaxpr(body_jaxpr, "body_fun")
-    cond_consts = args[:cond_nconsts]
-    body_consts = args[cond_nconsts:cond_nconsts + body_nconsts]
-    carry = args[cond_nconsts + body_nconsts:]
+    cond_consts, body_consts, carry = _split_args(args, cond_nconsts, body_nconsts)
     while cond(*cond_consts, *carry)[0]:
         carry = body(*body_consts, *carry)
     return carry
@@ -221,14 +224,35 @@ while_p.def_impl(_while_impl)
 while_p.def_abstract_eval(lambda *avals, body_jaxpr, **_: body_jaxpr.out_avals)
 
 
-def _split_args(args, n1: int, n2: int) -> tuple:
-    """Three groups: the first ``n1``, the next ``n2``, the rest."""
-    return args[:n1], args[n1:n1 + n2], args[n1 + n2:]
+def _partial_eval_rule(primitive: Primitive) -> Callable:
+    """The rule of ``primitive`` under linearize, made from its rule that splits an
+    equation: the known equation runs now, in the parent trace, and the unknown one
+    is staged, reading the residuals the known one returned."""
+    def rule(trace: PartialEvalTrace, args, **params):
+        ins = [Var(get_aval(x)) for x in args]
+        outs = [Var(a) for a in primitive.abstract_eval(*[v.aval for v in ins], **params)]
+        known, unknown, _, _ = partial_eval_jaxpr_custom_rules[primitive](
+            [trace.is_own(x) for x in args], JaxprEqn(primitive, ins, params, outs))
+        env = dict(zip(ins, args))
+        if known is not None:
+            env.update(zip(known.out_binders, primitive.bind_with_trace(
+                trace.parent_trace, [env[x] for x in known.inputs], known.params)))
+        env.update(zip(unknown.out_binders, trace.add_eqn(
+            primitive, [env[x] for x in unknown.inputs], unknown.params,
+            [v.aval for v in unknown.out_binders])))
+        return [env[v] for v in outs]
+    return rule
 
 
-def _pick(items, flags, keep: bool = True) -> list:
-    """The items whose flag is ``keep``."""
-    return [x for x, f in zip(items, flags) if f == keep]
+def _register_rules(primitive: Primitive, jvp: Callable, transpose: Callable,
+                    batch: Callable, split_eqn: Callable) -> None:
+    """Install the rules of a primitive carrying jaxprs; its rule under linearize is
+    made from ``split_eqn``, the one that splits its equations."""
+    primitive_jvps[primitive] = jvp
+    primitive_transposes[primitive] = transpose
+    primitive_batchers[primitive] = batch
+    partial_eval_jaxpr_custom_rules[primitive] = split_eqn
+    custom_partial_eval_rules[primitive] = _partial_eval_rule(primitive)
 
 
 def _carry_fixed_point(flags_out: Callable[[list], list], flags: list) -> list:
@@ -242,19 +266,24 @@ def _carry_fixed_point(flags_out: Callable[[list], list], flags: list) -> list:
         flags = new
 
 
+def _bind_while(staged: tuple, cond_consts: list, body_consts: list, carry: list) -> list:
+    """Bind while_p on the jaxprs a rule staged, ``(cond, its constants, body, its
+    constants)``, whose constants come before those given here."""
+    new_cond, cond_extra, new_body, body_extra = staged
+    cond_consts, body_consts = [*cond_extra, *cond_consts], [*body_extra, *body_consts]
+    return while_p.bind(*cond_consts, *body_consts, *carry, cond_jaxpr=new_cond,
+                        body_jaxpr=new_body, cond_nconsts=len(cond_consts),
+                        body_nconsts=len(body_consts))
+
+
 def _while_jvp(primals, tangents, *, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
     """Carry (primal, tangent) pairs through the loop: the body is differentiated,
     the predicate only looks at primals."""
     tangents = [instantiate_zeros(t) for t in tangents]
     cond_consts, body_consts, carry = _split_args(primals, cond_nconsts, body_nconsts)
     _, body_const_dots, carry_dots = _split_args(tangents, cond_nconsts, body_nconsts)
-    new_cond, cond_extra, new_body, body_extra = _jvp_while_jaxprs(
-        cond_jaxpr, body_jaxpr, body_nconsts)
-    new_cond_consts = [*cond_extra, *cond_consts]
-    new_body_consts = [*body_extra, *body_consts, *body_const_dots]
-    outs = while_p.bind(*new_cond_consts, *new_body_consts, *carry, *carry_dots,
-                        cond_jaxpr=new_cond, body_jaxpr=new_body,
-                        cond_nconsts=len(new_cond_consts), body_nconsts=len(new_body_consts))
+    outs = _bind_while(_jvp_while_jaxprs(cond_jaxpr, body_jaxpr, body_nconsts), cond_consts,
+                       [*body_consts, *body_const_dots], [*carry, *carry_dots])
     return outs[:len(carry)], outs[len(carry):]
 
 
@@ -268,9 +297,8 @@ def _jvp_while_jaxprs(cond_jaxpr: Jaxpr, body_jaxpr: Jaxpr, body_nconsts: int):
         return jaxpr_as_fun(cond_jaxpr)(*args[:len(args) - num_carry])
 
     def body(*args):  # (jvp consts, consts, const tangents, carry, carry tangents)
-        jc, rest = args[:num_jc], args[num_jc:]
-        consts, const_dots = rest[:body_nconsts], rest[body_nconsts:2 * body_nconsts]
-        carry, carry_dots = rest[2 * body_nconsts:-num_carry], rest[-num_carry:]
+        jc, consts, rest = _split_args(args, num_jc, body_nconsts)
+        const_dots, carry, carry_dots = _split_args(rest, body_nconsts, num_carry)
         return jaxpr_as_fun(body_jvp)(*jc, *consts, *carry, *const_dots, *carry_dots)
 
     const_avals = body_jaxpr.in_avals[:body_nconsts]
@@ -285,20 +313,15 @@ def _while_batch(axis_size, vals, dims, *, cond_jaxpr, body_jaxpr, cond_nconsts,
     cond_dims, body_dims, carry_dims = _split_args(dims, cond_nconsts, body_nconsts)
     cond_consts, body_consts, carry = _split_args(vals, cond_nconsts, body_nconsts)
     carry = [move_batch_axis(axis_size, d, 0, c) for c, d in zip(carry, carry_dims)]
-    new_cond, cond_extra, new_body, body_extra = _batched_while_jaxprs(
+    staged = _batched_while_jaxprs(
         cond_jaxpr, body_jaxpr, axis_size, tuple(cond_dims), tuple(body_dims))
-    new_cond_consts = [*cond_extra, *cond_consts]
-    new_body_consts = [*body_extra, *body_consts, *cond_consts]
-    outs = while_p.bind(*new_cond_consts, *new_body_consts, *carry,
-                        cond_jaxpr=new_cond, body_jaxpr=new_body,
-                        cond_nconsts=len(new_cond_consts), body_nconsts=len(new_body_consts))
+    outs = _bind_while(staged, cond_consts, [*body_consts, *cond_consts], carry)
     return outs, [0] * len(outs)
 
 
 @cache_per_jaxpr
 def _batched_while_jaxprs(cond_jaxpr, body_jaxpr, axis_size, cond_dims, body_dims):
-    num_carry = len(body_jaxpr.outvars)
-    carry_dims = (0,) * num_carry
+    carry_dims = (0,) * len(body_jaxpr.outvars)
     batched_cond, cc, _ = vmap_jaxpr(cond_jaxpr, axis_size, cond_dims + carry_dims)
     batched_body, bc, _ = vmap_jaxpr(body_jaxpr, axis_size, body_dims + carry_dims)
     num_cc, num_bc, body_nconsts = len(cc), len(bc), len(body_dims)
@@ -308,82 +331,44 @@ def _batched_while_jaxprs(cond_jaxpr, body_jaxpr, axis_size, cond_dims, body_dim
         return [lax.reduce_max(pred, (0,))]
 
     def body(*args):  # (vmap consts of cond and body, body consts, cond consts, carry)
-        cc_, bc_ = args[:num_cc], args[num_cc:num_cc + num_bc]
-        rest = args[num_cc + num_bc:]
-        body_consts, cond_consts = rest[:body_nconsts], rest[body_nconsts:-num_carry]
-        carry = rest[-num_carry:]
+        cc_, bc_, rest = _split_args(args, num_cc, num_bc)
+        body_consts, cond_consts, carry = _split_args(rest, body_nconsts, len(cond_dims))
         (running,) = jaxpr_as_fun(batched_cond)(*cc_, *cond_consts, *carry)
         stepped = jaxpr_as_fun(batched_body)(*bc_, *body_consts, *carry)
         # Examples whose predicate is already false keep their values.
         return [lax.select_n(lax.broadcast_in_dim(running, get_aval(new).shape, (0,)), old, new)
                 for old, new in zip(carry, stepped)]
 
-    cond_avals = [_batched_aval(a, d, axis_size)
-                  for a, d in zip(cond_jaxpr.in_avals, cond_dims + carry_dims)]
-    body_avals = [_batched_aval(a, d, axis_size)
-                  for a, d in zip(body_jaxpr.in_avals, body_dims + carry_dims)]
-    consts_avals = [get_aval(c) for c in [*cc, *bc]]
-    new_cond, cond_extra = _stage_flat(any_lane, [get_aval(c) for c in cc] + cond_avals)
-    new_body, body_extra = _stage_flat(
-        body, consts_avals + body_avals[:body_nconsts] + cond_avals)
+    cond_avals = batched_cond.in_avals  # (vmap consts of cond, cond consts, carry)
+    new_cond, cond_extra = _stage_flat(any_lane, cond_avals)
+    new_body, body_extra = _stage_flat(body, cond_avals[:num_cc] + batched_body.in_avals[
+        :num_bc + body_nconsts] + cond_avals[num_cc:])
     return new_cond, [*cond_extra, *cc], new_body, [*body_extra, *cc, *bc]
 
 
-def _batched_aval(aval, dim, axis_size):
-    if dim is None:
-        return aval
-    return aval.update(shape=aval.shape[:dim] + (axis_size,) + aval.shape[dim:])
-
-
-def _known_while(params: dict, unknowns: list[bool]) -> tuple[dict, list[bool]] | None:
-    """The loop over the known carries alone, as while parameters, and which
-    inputs it does not take (the unknown ones, and the initial values of carries
-    that become unknown); None if the predicate itself depends on an unknown.
+def _while_partial_eval_jaxpr(unks_in, eqn: JaxprEqn):
+    """The known carries come from a loop over them alone; the unknown ones from the
+    whole loop, which computes the known carries again (JAX does the same).  When the
+    predicate depends on an unknown, nothing is known after the loop.
 
     A carry is unknown if its initial value is, or if the body computes it from
     an unknown: found by iterating to a fixed point, as JAX does."""
-    cond_jaxpr, body_jaxpr = params["cond_jaxpr"], params["body_jaxpr"]
-    cond_nconsts, body_nconsts = params["cond_nconsts"], params["body_nconsts"]
-    cond_uk, body_uk, carry_uk = _split_args(unknowns, cond_nconsts, body_nconsts)
+    params = eqn.params
+    cond_uk, body_uk, carry_uk = _split_args(
+        unks_in, params["cond_nconsts"], params["body_nconsts"])
     carry_uk = _carry_fixed_point(
-        lambda uk: partial_eval_jaxpr(body_jaxpr, [*body_uk, *uk])[2], list(carry_uk))
-    cond_known, _, (pred_uk,), _ = partial_eval_jaxpr(cond_jaxpr, [*cond_uk, *carry_uk])
+        lambda uk: partial_eval_jaxpr(params["body_jaxpr"], [*body_uk, *uk])[2], list(carry_uk))
+    cond_known, _, (pred_uk,), _ = partial_eval_jaxpr(params["cond_jaxpr"], [*cond_uk, *carry_uk])
+    residuals = _pick(eqn.inputs, unks_in, False)
     if pred_uk:
-        return None
-    body_known = partial_eval_jaxpr(body_jaxpr, [*body_uk, *carry_uk])[0]
-    num_known = carry_uk.count(False)
+        return None, eqn, [True] * len(eqn.out_binders), residuals
+    body_known = partial_eval_jaxpr(params["body_jaxpr"], [*body_uk, *carry_uk])[0]
     trim = lambda j, n: dce_jaxpr(Jaxpr([], j.invars, j.eqns, j.outvars[:n]))  # noqa: E731
-    known_params = dict(cond_jaxpr=trim(cond_known, 1), body_jaxpr=trim(body_known, num_known),
+    known_params = dict(cond_jaxpr=trim(cond_known, 1),
+                        body_jaxpr=trim(body_known, carry_uk.count(False)),
                         cond_nconsts=cond_uk.count(False), body_nconsts=body_uk.count(False))
-    return known_params, [*cond_uk, *body_uk, *carry_uk]
-
-
-def _while_partial_eval(trace: PartialEvalTrace, args, **params):
-    """Under linearize: the known carries come from a loop over them alone, run
-    now; the unknown ones from the whole loop, staged, which computes the known
-    carries again (JAX does the same)."""
-    split = _known_while(params, [trace.is_own(x) for x in args])
-    staged = trace.add_eqn(while_p, args, params, params["body_jaxpr"].out_avals)
-    if split is None:
-        return staged
-    known_params, not_taken = split
-    known_args = [x for x, u in zip(args, not_taken) if not u]
-    known_outs = iter(while_p.bind_with_trace(trace.parent_trace, known_args, known_params))
-    carry_uk = not_taken[len(args) - len(staged):]
-    return [t if uk else next(known_outs) for t, uk in zip(staged, carry_uk)]
-
-
-def _while_partial_eval_jaxpr(unks_in, eqn: JaxprEqn):
-    split = _known_while(eqn.params, unks_in)
-    known = None  # when the predicate is unknown, nothing is known after the loop
-    if split is None:
-        carry_uk = [True] * len(eqn.out_binders)
-    else:
-        known_params, not_taken = split
-        carry_uk = not_taken[len(eqn.inputs) - len(eqn.out_binders):]
-        known = JaxprEqn(while_p, [x for x, u in zip(eqn.inputs, not_taken) if not u],
-                         known_params, [v for v, u in zip(eqn.out_binders, carry_uk) if not u])
-    residuals = [x for x, u in zip(eqn.inputs, unks_in) if not u]
+    known = JaxprEqn(while_p, _pick(eqn.inputs, [*cond_uk, *body_uk, *carry_uk], False),
+                     known_params, _pick(eqn.out_binders, carry_uk, False))
     unknown = eqn._replace(out_binders=[v if u else Var(v.aval)
                                         for v, u in zip(eqn.out_binders, carry_uk)])
     return known, unknown, carry_uk, residuals
@@ -396,11 +381,7 @@ def _while_transpose(cts, *args, **params):
         "static start/stop.")
 
 
-primitive_transposes[while_p] = _while_transpose
-primitive_jvps[while_p] = _while_jvp
-primitive_batchers[while_p] = _while_batch
-custom_partial_eval_rules[while_p] = _while_partial_eval
-partial_eval_jaxpr_custom_rules[while_p] = _while_partial_eval_jaxpr
+_register_rules(while_p, _while_jvp, _while_transpose, _while_batch, _while_partial_eval_jaxpr)
 
 
 # ---------------------------------------------------------------------------
@@ -417,7 +398,7 @@ def scan(f: Callable, init, xs=None, length: int | None = None, reverse: bool = 
     init_flat, init_tree = tree_flatten(init)
     xs_flat, xs_tree = tree_flatten(xs)
     length = _scan_length(xs_flat, length)
-    x_avals = [_unstacked_aval(shaped_aval(x)) for x in xs_flat]
+    x_avals = [shaped_aval(x).update(shape=x.shape[1:]) for x in xs_flat]
     avals = [shaped_aval(c) for c in init_flat]
     jaxpr, consts, out_tree = _stage(lambda carry_x: f(*carry_x),
                                      PyTreeDef(tuple, None, (init_tree, xs_tree)), avals + x_avals)
@@ -480,13 +461,9 @@ def _bind_scan(jaxpr: Jaxpr, consts: list, init: list, xs: list, params: dict) -
     return carry + [next(outs) if k is None else xs[k] for k in y_source]
 
 
-def _unstacked_aval(aval):
-    return aval.update(shape=aval.shape[1:])
-
-
-def _scan_out_avals(jaxpr: Jaxpr, length: int, num_carry: int) -> list:
+def _scan_abstract_eval(*avals, jaxpr, length, num_carry, **_):
     return [*jaxpr.out_avals[:num_carry],
-            *[_batched_aval(a, 0, length) for a in jaxpr.out_avals[num_carry:]]]
+            *[a.update(shape=(length, *a.shape)) for a in jaxpr.out_avals[num_carry:]]]
 
 
 def _scan_impl(*args, jaxpr, length, reverse, unroll, num_consts, num_carry):
@@ -506,19 +483,14 @@ def _scan_impl(*args, jaxpr, length, reverse, unroll, num_consts, num_carry):
 scan_p = Primitive("scan")
 scan_p.multiple_results = True
 scan_p.def_impl(_scan_impl)
-scan_p.def_abstract_eval(
-    lambda *avals, jaxpr, length, num_carry, **_: _scan_out_avals(jaxpr, length, num_carry))
+scan_p.def_abstract_eval(_scan_abstract_eval)
 
 
 def _regroup(items: list, firsts: list[int], seconds: list[int]) -> list:
     """Items laid out as groups of the first kind then groups of the second (primals,
     then tangents), put in pairs: first group, its second, next first group..."""
-    a, b = list(items[:sum(firsts)]), list(items[sum(firsts):])
-    out = []
-    for n, m in zip(firsts, seconds):
-        out += a[:n] + b[:m]
-        a, b = a[n:], b[m:]
-    return out
+    a, b = iter(items[:sum(firsts)]), iter(items[sum(firsts):])
+    return [next(group) for n, m in zip(firsts, seconds) for group in [a] * n + [b] * m]
 
 
 def _scan_jvp(primals, tangents, *, jaxpr, num_consts, num_carry, **params):
@@ -538,9 +510,7 @@ def _scan_jvp(primals, tangents, *, jaxpr, num_consts, num_carry, **params):
                        num_carry=num_carry + dot_sizes[1], **params)
     carry, carry_dots, rest = _split_args(outs, num_carry, dot_sizes[1])
     num_ys = len(jaxpr.outvars) - num_carry
-    ys, ys_dots = rest[:num_ys], rest[num_ys:]
-    primals_out = [*carry, *ys]
-    dots_out = iter([*carry_dots, *ys_dots])
+    primals_out, dots_out = [*carry, *rest[:num_ys]], iter([*carry_dots, *rest[num_ys:]])
     return primals_out, [next(dots_out) if nz else Zero.from_primal_value(p)
                          for p, nz in zip(primals_out, out_nz)]
 
@@ -600,50 +570,23 @@ def _split_scan(jaxpr: Jaxpr, unknowns: tuple, num_consts: int, num_carry: int):
             _pick(source, intensive) + _pick(res_source, intensive, False), sum(intensive))
 
 
-def _partial_scan(params: dict, unknowns, inputs: list):
-    """What both partial evaluation rules need: the known scan's inputs and parameters,
-    the unknown scan's parameters and its inputs given the known scan's outputs, and
-    which outputs are unknown."""
-    num_consts, num_carry = params["num_consts"], params["num_carry"]
-    known, unknown, uk_in, out_uk, res_source, num_int = _split_scan(
-        params["jaxpr"], tuple(unknowns), num_consts, num_carry)
-    const_uk, carry_uk, _ = _split_args(uk_in, num_consts, num_carry)
-    known_in = [x for x, u in zip(inputs, uk_in) if not u]
-    known_params = dict(params, jaxpr=known, num_consts=const_uk.count(False),
-                        num_carry=carry_uk.count(False))
-    unknown_params = dict(params, jaxpr=unknown, num_consts=num_int + sum(const_uk),
-                          num_carry=sum(carry_uk))
-
-    def unknown_in(known_outs: list) -> list:
-        stacked = iter(known_outs[out_uk.count(False):])
-        res = [next(stacked) if i is None else known_in[i] for i in res_source]
-        return [*res[:num_int], *[x for x, u in zip(inputs, uk_in) if u], *res[num_int:]]
-    return known_in, known_params, unknown_in, unknown_params, out_uk
-
-
-def _scan_partial_eval(trace: PartialEvalTrace, args, **params):
-    """Under linearize: the known scan runs now, the unknown one is staged."""
-    known_in, known_params, unknown_in, unknown_params, out_uk = _partial_scan(
-        params, [trace.is_own(x) for x in args], args)
-    known_outs = scan_p.bind_with_trace(trace.parent_trace, known_in, known_params) \
-        if known_params["jaxpr"].outvars else []
-    unknown_outs = iter(trace.add_eqn(scan_p, unknown_in(known_outs), unknown_params,
-                                      scan_p.abstract_eval(**unknown_params)))
-    known_outs = iter(known_outs)
-    return [next(unknown_outs) if u else next(known_outs) for u in out_uk]
-
-
 def _scan_partial_eval_jaxpr(unks_in, eqn: JaxprEqn):
-    known_in, known_params, unknown_in, unknown_params, out_uk = _partial_scan(
-        eqn.params, unks_in, eqn.inputs)
-    known_outs = [b for b, u in zip(eqn.out_binders, out_uk) if not u]
+    num_consts, num_carry = eqn.params["num_consts"], eqn.params["num_carry"]
+    known, unknown, uk_in, out_uk, res_source, num_int = _split_scan(
+        eqn.params["jaxpr"], tuple(unks_in), num_consts, num_carry)
+    const_uk, carry_uk, _ = _split_args(uk_in, num_consts, num_carry)
+    known_in = _pick(eqn.inputs, uk_in, False)
+    known_params = dict(eqn.params, jaxpr=known, num_consts=const_uk.count(False),
+                        num_carry=carry_uk.count(False))
+    known_outs = _pick(eqn.out_binders, out_uk, False)
     known_outs += [Var(a) for a in scan_p.abstract_eval(**known_params)[len(known_outs):]]
-    unknown = JaxprEqn(scan_p, unknown_in(known_outs), unknown_params,
-                       [b for b, u in zip(eqn.out_binders, out_uk) if u])
-    unknown_vars = {x for x, u in zip(eqn.inputs, unks_in) if u}
-    residuals = [x for x in unknown.inputs if x not in unknown_vars]
+    stacked = iter(known_outs[out_uk.count(False):])
+    res = [next(stacked) if i is None else known_in[i] for i in res_source]
+    unknown = JaxprEqn(scan_p, [*res[:num_int], *_pick(eqn.inputs, uk_in), *res[num_int:]],
+                       dict(eqn.params, jaxpr=unknown, num_consts=num_int + sum(const_uk),
+                            num_carry=sum(carry_uk)), _pick(eqn.out_binders, out_uk))
     known = JaxprEqn(scan_p, known_in, known_params, known_outs) if known_outs else None
-    return known, unknown, out_uk, residuals
+    return known, unknown, out_uk, res
 
 
 def _scan_transpose(cts, *args, jaxpr, reverse, num_consts, num_carry, **params):
@@ -712,11 +655,7 @@ def _scan_batch(axis_size, vals, dims, *, jaxpr, num_consts, num_carry, **params
         [1 if b else None for b in out_b[num_carry:]]
 
 
-primitive_jvps[scan_p] = _scan_jvp
-primitive_transposes[scan_p] = _scan_transpose
-primitive_batchers[scan_p] = _scan_batch
-custom_partial_eval_rules[scan_p] = _scan_partial_eval
-partial_eval_jaxpr_custom_rules[scan_p] = _scan_partial_eval_jaxpr
+_register_rules(scan_p, _scan_jvp, _scan_transpose, _scan_batch, _scan_partial_eval_jaxpr)
 
 
 def map(f: Callable, xs, *, batch_size: int | None = None):
@@ -729,18 +668,16 @@ def map(f: Callable, xs, *, batch_size: int | None = None):
     size = leaves[0].shape[0]
     num_batches = size // batch_size if batch_size else 0
     done = num_batches * batch_size
-    batches = [lax.reshape(x[:done], (num_batches, batch_size, *x.shape[1:]))
-               for x in leaves] if num_batches else []
-    rest = [x[done:] for x in leaves] if done < size or not num_batches else []
-    ys = []
-    if batches:
-        ys.append(scan(lambda _, x: ((), vmap(f)(x)), (), tree_unflatten(tree, batches))[1])
-    if rest:
-        ys.append(vmap(f)(tree_unflatten(tree, rest)))
+    if not num_batches:
+        return vmap(f)(tree_unflatten(tree, [x[done:] for x in leaves]))
+    batches = [lax.reshape(x[:done], (num_batches, batch_size, *x.shape[1:])) for x in leaves]
+    rest = [x[done:] for x in leaves] if done < size else None
+    ys = scan(lambda _, x: ((), vmap(f)(x)), (), tree_unflatten(tree, batches))[1]
     unbatch = lambda y: lax.reshape(y, (done, *y.shape[2:]))  # noqa: E731
-    if len(ys) == 2:
-        return tree_map(lambda a, b: lax.concatenate([unbatch(a), b], 0), *ys)
-    return tree_map(unbatch, ys[0]) if batches else ys[0]
+    if rest is None:
+        return tree_map(unbatch, ys)
+    return tree_map(lambda a, b: lax.concatenate([unbatch(a), b], 0), ys,
+                    vmap(f)(tree_unflatten(tree, rest)))
 
 
 # ---------------------------------------------------------------------------
@@ -769,15 +706,11 @@ def fori_loop(lower, upper, body_fun: Callable, init_val, *, unroll: int | bool 
         raise ValueError("Can only use `unroll` in `fori_loop` if the loop bounds are "
                          "statically known.")
 
-    def cond(carry):
-        i, stop, _ = carry
-        return lax.lt(i, stop)
-
     def body(carry):
         i, stop, val = carry
         return lax.add(i, _int32(1)), stop, body_fun(i, val)
 
-    return while_loop(cond, body, (lower, upper, init_val))[2]
+    return while_loop(lambda carry: lax.lt(carry[0], carry[1]), body, (lower, upper, init_val))[2]
 
 
 def _concrete_int(x) -> int | None:
@@ -812,20 +745,17 @@ def cond(pred, true_fun: Callable, false_fun: Callable, *operands):
                         f"{false_tree} of {[a.str_short() for a in false_jaxpr.out_avals]}.")
     _check_branch_types(true_fun, false_fun, true_tree, true_jaxpr.out_avals,
                         false_jaxpr.out_avals)
-    # Each branch takes every branch's constants, then the operands.
-    branches = _join_consts([false_jaxpr, true_jaxpr], [false_consts, true_consts])
     index = lax.convert_element_type(pred, np.int32) if isinstance(pred, Tracer) \
         else _int32(int(bool(concrete_or_error(pred, "cond"))))
-    outs = cond_p.bind(index, *false_consts, *true_consts, *ops_flat, branches=branches)
+    outs = _bind_cond(index, [(false_jaxpr, false_consts), (true_jaxpr, true_consts)], ops_flat)
     return tree_unflatten(true_tree, outs)
 
 
 def _check_branch_types(true_fun, false_fun, out_tree, true_avals, false_avals) -> None:
-    paths = leaf_paths(tree_unflatten(out_tree, true_avals))
-    diffs = [f"the output of true_fun{f' at path {path}' if path else ''} has type "
-             f"{a.str_short(False)} but the corresponding output of false_fun has type "
-             f"{b.str_short(False)}{_mismatch_extra(a, b)}"
-             for path, a, b in zip(paths, true_avals, false_avals) if not _typematch(a, b)]
+    diffs = _type_differences(
+        out_tree, true_avals, false_avals,
+        lambda path: f"the output of true_fun{f' at path {path}' if path else ''}",
+        "output of false_fun")
     if diffs:
         differences = _sentences(diffs, bullet_end="", last_lead="\n")
         raise TypeError(f"cond branches must have equal output types but they differ.\n\n"
@@ -834,19 +764,18 @@ def _check_branch_types(true_fun, false_fun, out_tree, true_avals, false_avals) 
                         f"Revise true_fun and/or false_fun so that all output types match.")
 
 
-def _join_consts(jaxprs: list[Jaxpr], consts: list[list]) -> tuple[Jaxpr, ...]:
-    """Give every branch the same inputs: all branches' constants, then its own inputs."""
-    all_avals = [get_aval(c) for cs in consts for c in cs]
-    joined, start = [], 0
-    for jaxpr, cs in zip(jaxprs, consts):
-        mine = slice(start, start + len(cs))
-        n_all = len(all_avals)
-
-        def branch(*args, jaxpr=jaxpr, mine=mine, n_all=n_all):
-            return jaxpr_as_fun(jaxpr)(*args[:n_all][mine], *args[n_all:])
-        joined.append(_stage_exact(branch, all_avals + jaxpr.in_avals[len(cs):]))
+def _bind_cond(index, staged: list[tuple[Jaxpr, list]], args: list) -> list:
+    """Bind cond_p on branches staged apart, each with its own constants: every branch
+    is made to take all branches' constants, then ``args``."""
+    all_consts = [c for _, cs in staged for c in cs]
+    n_all, all_avals = len(all_consts), [get_aval(c) for c in all_consts]
+    branches, start = [], 0
+    for jaxpr, cs in staged:
+        def branch(*ins, jaxpr=jaxpr, mine=slice(start, start + len(cs))):
+            return jaxpr_as_fun(jaxpr)(*ins[:n_all][mine], *ins[n_all:])
+        branches.append(_stage_exact(branch, all_avals + jaxpr.in_avals[len(cs):]))
         start += len(cs)
-    return tuple(joined)
+    return cond_p.bind(index, *all_consts, *args, branches=tuple(branches))
 
 
 def _cond_impl(index, *args, branches):
@@ -862,11 +791,8 @@ cond_p.def_abstract_eval(lambda index, *avals, branches: branches[0].out_avals)
 def _cond_jvp(primals, tangents, *, branches):
     index, *args = primals
     arg_dots = [instantiate_zeros(t) for t in tangents[1:]]
-    everything = (True,) * len(args)
-    jvps = [jvp_jaxpr(b, everything, True)[:2] for b in branches]
-    jvp_branches = _join_consts(*zip(*jvps))
-    consts = [c for _, cs in jvps for c in cs]
-    outs = cond_p.bind(index, *consts, *args, *arg_dots, branches=jvp_branches)
+    jvps = [jvp_jaxpr(b, (True,) * len(args), True)[:2] for b in branches]
+    outs = _bind_cond(index, jvps, [*args, *arg_dots])
     half = len(outs) // 2
     return outs[:half], outs[half:]
 
@@ -875,21 +801,17 @@ def _cond_batch(axis_size, vals, dims, *, branches):
     index, *args = vals
     index_dim, *arg_dims = dims
     if index_dim is None:
-        batched = [vmap_jaxpr(b, axis_size, tuple(arg_dims))[:2] for b in branches]
-        new_branches = _join_consts([b for b, _ in batched], [c for _, c in batched])
-        consts = [c for _, cs in batched for c in cs]
-        outs = cond_p.bind(index, *consts, *args, branches=new_branches)
+        outs = _bind_cond(index, [vmap_jaxpr(b, axis_size, tuple(arg_dims))[:2]
+                                  for b in branches], args)
         return outs, [0] * len(outs)
     # A predicate per example: run both branches on every example, then select.
     results = [vmap_flat(jaxpr_as_fun(b), axis_size, list(arg_dims), list(args))
                for b in branches]
     index = move_batch_axis(axis_size, index_dim, 0, index)
-    outs = []
-    for per_branch in zip(*[[move_batch_axis(axis_size, d, 0, o) for o, d in zip(*r)]
-                            for r in results]):
-        which = lax.broadcast_in_dim(lax.ne(index, lax.full_like(index, 0)),
-                                     get_aval(per_branch[0]).shape, (0,))
-        outs.append(lax.select_n(which, *per_branch))
+    outs = [lax.select_n(lax.broadcast_in_dim(lax.ne(index, lax.full_like(index, 0)),
+                                              get_aval(cases[0]).shape, (0,)), *cases)
+            for cases in zip(*[[move_batch_axis(axis_size, d, 0, o) for o, d in zip(*r)]
+                               for r in results])]
     return outs, [0] * len(outs)
 
 
@@ -899,27 +821,21 @@ def _split_cond(branches, unks_in: tuple[bool, ...]):
     splits = [partial_eval_jaxpr(b, list(unks_in)) for b in branches]
     out_unks = [any(u) for u in zip(*[s[2] for s in splits])]
     splits = [partial_eval_jaxpr(b, list(unks_in), out_unks) for b in branches]
-    res_avals = [jk.out_avals[len(jk.outvars) - n:] for jk, _, _, n in splits]
-    all_res = [a for avals in res_avals for a in avals]
+    all_res = [a for jk, _, _, n in splits for a in jk.out_avals[len(jk.outvars) - n:]]
     known, unknown, start = [], [], 0
-    for (jaxpr_known, jaxpr_unknown, _, n), avals in zip(splits, res_avals):
-        before, after = all_res[:start], all_res[start + n:]
-
-        def known_fn(*args, jk=jaxpr_known, before=before, after=after, n=n):
+    for jaxpr_known, jaxpr_unknown, _, n in splits:
+        def known_fn(*args, jk=jaxpr_known, start=start, n=n):
             outs = jaxpr_as_fun(jk)(*args)
-            own = outs[len(outs) - n:]
-            zeros = lambda avals: [_staged_zeros(a) for a in avals]  # noqa: E731
-            return [*outs[:len(outs) - n], *zeros(before), *own, *zeros(after)]
+            num_out = len(outs) - n
+            return [*outs[:num_out], *[_staged_zeros(a) for a in all_res[:start]],
+                    *outs[num_out:], *[_staged_zeros(a) for a in all_res[start + n:]]]
 
         def unknown_fn(*args, ju=jaxpr_unknown, start=start, n=n):
             return jaxpr_as_fun(ju)(*args[start:start + n], *args[len(all_res):])
-
-        known_in = [a for a, u in zip(branches[0].in_avals, unks_in) if not u]
-        unknown_in = [a for a, u in zip(branches[0].in_avals, unks_in) if u]
-        known.append(_stage_exact(known_fn, known_in))
-        unknown.append(_stage_exact(unknown_fn, all_res + unknown_in))
+        known.append(_stage_exact(known_fn, _pick(branches[0].in_avals, unks_in, False)))
+        unknown.append(_stage_exact(unknown_fn, all_res + _pick(branches[0].in_avals, unks_in)))
         start += n
-    return tuple(known), tuple(unknown), out_unks, len(all_res)
+    return tuple(known), tuple(unknown), out_unks, all_res
 
 
 def _staged_zeros(aval):
@@ -928,53 +844,27 @@ def _staged_zeros(aval):
     return lax.broadcast_in_dim(scalar, aval.shape, ())
 
 
-def _cond_partial_eval(trace: PartialEvalTrace, args, *, branches):
-    index, *args = args
-    if trace.is_own(index):
-        raise ValueError("cond with an unknown predicate cannot be linearized")
-    unks = tuple(trace.is_own(x) for x in args)
-    known, unknown, out_unks, num_res = _split_cond(branches, unks)
-    known_vals = [x for x, u in zip(args, unks) if not u]
-    outs_and_res = cond_p.bind_with_trace(trace.parent_trace, [index, *known_vals],
-                                          dict(branches=known))
-    num_known = len(outs_and_res) - num_res
-    known_outs, residuals = outs_and_res[:num_known], outs_and_res[num_known:]
-    unknown_args = [x for x, u in zip(args, unks) if u]
-    unknown_outs = trace.add_eqn(cond_p, [index, *residuals, *unknown_args],
-                                 dict(branches=unknown), unknown[0].out_avals)
-    k, u = iter(known_outs), iter(unknown_outs)
-    return [next(u) if unk else next(k) for unk in out_unks]
-
-
 def _cond_partial_eval_jaxpr(unks_in, eqn: JaxprEqn):
     index_unknown, *unks = unks_in
     if index_unknown:
         raise ValueError("cond with an unknown predicate cannot be linearized")
-    known, unknown, out_unks, num_res = _split_cond(eqn.params["branches"], tuple(unks))
+    known, unknown, out_unks, res_avals = _split_cond(eqn.params["branches"], tuple(unks))
     index, *args = eqn.inputs
-    residuals = [Var(a) for a in known[0].out_avals[len(known[0].outvars) - num_res:]]
-    eqn_known = JaxprEqn(cond_p, [index, *[x for x, u in zip(args, unks) if not u]],
-                         dict(branches=known),
-                         [v for v, u in zip(eqn.out_binders, out_unks) if not u] + residuals)
-    eqn_unknown = JaxprEqn(cond_p, [index, *residuals, *[x for x, u in zip(args, unks) if u]],
-                           dict(branches=unknown),
-                           [v for v, u in zip(eqn.out_binders, out_unks) if u])
+    residuals = [Var(a) for a in res_avals]
+    eqn_known = JaxprEqn(cond_p, [index, *_pick(args, unks, False)], dict(branches=known),
+                         _pick(eqn.out_binders, out_unks, False) + residuals)
+    eqn_unknown = JaxprEqn(cond_p, [index, *residuals, *_pick(args, unks)],
+                           dict(branches=unknown), _pick(eqn.out_binders, out_unks))
     return eqn_known, eqn_unknown, out_unks, [index, *residuals]
 
 
 def _cond_transpose(cts, index, *args, branches):
     cts = [instantiate_zeros(ct) for ct in cts]
     undefined = tuple(is_undefined_primal(a) for a in args)
-    transposed = [transpose_jaxpr(b, undefined) for b in branches]
-    new_branches = _join_consts([t for t, _ in transposed], [c for _, c in transposed])
-    consts = [c for _, cs in transposed for c in cs]
     residuals = [a for a in args if not is_undefined_primal(a)]
-    outs = iter(cond_p.bind(index, *consts, *residuals, *cts, branches=new_branches))
+    outs = iter(_bind_cond(index, [transpose_jaxpr(b, undefined) for b in branches],
+                           [*residuals, *cts]))
     return [None] + [next(outs) if u else None for u in undefined]
 
 
-primitive_jvps[cond_p] = _cond_jvp
-primitive_batchers[cond_p] = _cond_batch
-custom_partial_eval_rules[cond_p] = _cond_partial_eval
-partial_eval_jaxpr_custom_rules[cond_p] = _cond_partial_eval_jaxpr
-primitive_transposes[cond_p] = _cond_transpose
+_register_rules(cond_p, _cond_jvp, _cond_transpose, _cond_batch, _cond_partial_eval_jaxpr)
