@@ -186,6 +186,15 @@ def test_what_the_body_hands_back_unchanged_comes_out_as_it_went_in():
         jax.lax.fori_loop(0, 2, lambda i, v: v, 1.5)))
 
 
+def test_ys_nobody_reads_are_not_differentiated():
+    # The ys are unused, so their cotangent is a symbolic zero, and the transposed
+    # body leaves out their operations: c * x with x = nan gives no nan gradient.
+    import numpy as np
+    xs = np.array([[0., 0., 0.], [0., 0., np.inf]], np.float32)
+    assert_same(lambda jax, jnp: jax.grad(lambda xs: jnp.sum(jax.lax.scan(
+        lambda c, x: (jnp.sin(c) + x, c * x), xs[0], jnp.sin(xs))[0]))(xs))
+
+
 def test_carries_that_start_as_python_numbers_take_the_body_s_type():
     assert_same(lambda jax, jnp: (
         jax.lax.scan(lambda c, x: (c + 1, x), 0, jnp.ones(3)),

@@ -597,6 +597,12 @@ def _scan_transpose(cts, *args, jaxpr, reverse, num_consts, num_carry, **params)
     consts, carry, xs = _split_args(args, num_consts, num_carry)
     const_lin = [is_undefined_primal(c) for c in consts]
     xs_lin = [is_undefined_primal(x) for x in xs]
+    # As in JAX, the ys whose cotangent is a symbolic zero contribute nothing: the
+    # body loses them, so their operations are not transposed (0 * inf is nan).
+    ys_used = tuple(type(ct) is not Zero for ct in cts[num_carry:])
+    if not all(ys_used):
+        jaxpr = _without_ys(jaxpr, num_carry, ys_used)
+        cts = _pick(cts, (True,) * num_carry + ys_used)
     body, body_consts = _transposed_scan_jaxpr(
         jaxpr, (*const_lin, *(True,) * num_carry, *xs_lin), num_consts, num_carry)
     ct_consts = [zeros_like_aval(c.aval) for c in _pick(consts, const_lin)]
@@ -609,6 +615,14 @@ def _scan_transpose(cts, *args, jaxpr, reverse, num_consts, num_carry, **params)
     return ([next(ct_consts) if lin else None for lin in const_lin]
             + [ct if is_undefined_primal(c) else None for c, ct in zip(carry, ct_carry)]
             + [next(ct_xs) if lin else None for lin in xs_lin])
+
+
+@cache_per_jaxpr
+def _without_ys(jaxpr: Jaxpr, num_carry: int, ys_used: tuple) -> Jaxpr:
+    """The scan body returning only the ys that ``ys_used`` keeps, and its live equations."""
+    carry_out, ys = jaxpr.outvars[:num_carry], jaxpr.outvars[num_carry:]
+    return dce_jaxpr(Jaxpr(jaxpr.constvars, jaxpr.invars, jaxpr.eqns,
+                           carry_out + _pick(ys, ys_used)))
 
 
 @cache_per_jaxpr
