@@ -57,14 +57,10 @@ def instantiate_zeros(t):
     return zeros_like_aval(t.aval) if type(t) is Zero else t
 
 
-def _add_jaxvals_abstract_eval(x: ShapedArray, y: ShapedArray) -> ShapedArray:
-    return x
-
-
 # Tangents and cotangents are summed with their own primitive, printed `add_any`.
 add_jaxvals_p = Primitive("add_any")
 add_jaxvals_p.def_impl(np.add)
-add_jaxvals_p.def_abstract_eval(_add_jaxvals_abstract_eval)
+add_jaxvals_p.def_abstract_eval(lambda x, y: x)
 
 
 def add_tangents(x, y):
@@ -134,16 +130,9 @@ class JVPTrace(Trace):
         return primal if aval.dtype.kind != "f" else self.tracer_type(self, primal, tangent, aval)
 
     def process_primitive(self, primitive, args, params):
-        primals, tangents, all_zero = [], [], True
-        for x in args:
-            if isinstance(x, JVPTracer) and x._trace.tag is self.tag:
-                primals.append(x.primal)
-                tangents.append(x.tangent)
-                all_zero = False
-            else:  # a constant: zero tangent
-                primals.append(x)
-                tangents.append(Zero(get_aval(x)))
-        if all_zero:
+        pairs = [self.to_primal_tangent_pair(x) for x in args]
+        primals, tangents = [p for p, _ in pairs], [t for _, t in pairs]
+        if all(type(t) is Zero for t in tangents):  # no tracer of its own
             return primitive.bind_with_trace(self.parent_trace, primals, params)
         rule = primitive_jvps.get(primitive)
         if rule is not None:
@@ -183,10 +172,9 @@ class JVPTrace(Trace):
             raise CustomVJPException()  # bwd gives no cotangent for fun's closed-over values
         with set_current_trace(self.parent_trace):  # fwd gives the output and the residuals
             outs_and_residuals = fwd(*primals, *[type(t) is not Zero for t in tangents])
+            tangents = [instantiate_zeros(t) for t in tangents]
         num_out = out_tree.get().num_leaves
         outs, residuals = outs_and_residuals[:num_out], outs_and_residuals[num_out:]
-        with set_current_trace(self.parent_trace):
-            tangents = [instantiate_zeros(t) for t in tangents]
         # The tangent is custom_lin: a linear primitive whose transpose is bwd.
         with set_current_trace(self.rule_trace):
             tangents_out = custom_lin_p.bind(
@@ -584,15 +572,10 @@ def _concatenate_transpose(ct, *operands, dimension):
     shape = get_aval(ct).shape
     cts, start = [], 0
     for x in operands:
-        size = get_aval(x).shape[dimension] if not is_undefined_primal(x) else x.aval.shape[dimension]
-        if is_undefined_primal(x):
-            starts = [0] * len(shape)
-            starts[dimension] = start
-            limits = list(shape)
-            limits[dimension] = start + size
-            cts.append(lax.slice(ct, starts, limits))
-        else:
-            cts.append(None)
+        size = (x.aval if is_undefined_primal(x) else get_aval(x)).shape[dimension]
+        starts = [start if i == dimension else 0 for i in range(len(shape))]
+        limits = [start + size if i == dimension else n for i, n in enumerate(shape)]
+        cts.append(lax.slice(ct, starts, limits) if is_undefined_primal(x) else None)
         start += size
     return cts
 
@@ -614,10 +597,10 @@ def _dot_transpose_lhs(ct, x_aval: ShapedArray, y, dimension_numbers, rhs_first=
     x_free = [i for i in range(x_ndim) if i not in x_contract and i not in x_batch]
     y_free = [i for i in range(y_ndim) if i not in y_contract and i not in y_batch]
     nb = len(x_batch)
-    # ct's axes: batch, then the lhs's free axes, then the rhs's free axes.
-    ct_y_free = list(range(nb + len(x_free), nb + len(x_free) + len(y_free)))
-    if rhs_first:  # ct's free axes came from (y, x) in this order
-        ct_y_free = list(range(nb, nb + len(y_free)))
+    # ct's axes: batch, then the lhs's free axes, then the rhs's free axes; with
+    # rhs_first, ct's free axes came from (y, x) in this order.
+    y_start = nb if rhs_first else nb + len(x_free)
+    ct_y_free = list(range(y_start, y_start + len(y_free)))
     dims = ((ct_y_free, y_free), (list(range(nb)), list(y_batch)))
     # result axes: batch, ct's remaining (x's free) axes, y's remaining (x's contract pairs)
     out = lax.dot_general(ct, y, dims, preferred_element_type=x_aval.dtype)
