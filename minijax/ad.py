@@ -57,14 +57,10 @@ def instantiate_zeros(t):
     return zeros_like_aval(t.aval) if type(t) is Zero else t
 
 
-def _add_jaxvals_abstract_eval(x: ShapedArray, y: ShapedArray) -> ShapedArray:
-    return x
-
-
 # Tangents and cotangents are summed with their own primitive, printed `add_any`.
 add_jaxvals_p = Primitive("add_any")
 add_jaxvals_p.def_impl(np.add)
-add_jaxvals_p.def_abstract_eval(_add_jaxvals_abstract_eval)
+add_jaxvals_p.def_abstract_eval(lambda x, y: x)
 
 
 def add_tangents(x, y):
@@ -134,16 +130,9 @@ class JVPTrace(Trace):
         return primal if aval.dtype.kind != "f" else self.tracer_type(self, primal, tangent, aval)
 
     def process_primitive(self, primitive, args, params):
-        primals, tangents, all_zero = [], [], True
-        for x in args:
-            if isinstance(x, JVPTracer) and x._trace.tag is self.tag:
-                primals.append(x.primal)
-                tangents.append(x.tangent)
-                all_zero = False
-            else:  # a constant: zero tangent
-                primals.append(x)
-                tangents.append(Zero(get_aval(x)))
-        if all_zero:
+        pairs = [self.to_primal_tangent_pair(x) for x in args]
+        primals, tangents = [p for p, _ in pairs], [t for _, t in pairs]
+        if all(type(t) is Zero for t in tangents):  # no tracer of its own
             return primitive.bind_with_trace(self.parent_trace, primals, params)
         rule = primitive_jvps.get(primitive)
         if rule is not None:
@@ -161,12 +150,11 @@ class JVPTrace(Trace):
             return [self.new_tracer(p, t) for p, t in zip(primal_out, tangent_out)]
         return self.new_tracer(primal_out, tangent_out)
 
-    def process_custom_jvp_call(self, primitive, fun, jvp, args, *, symbolic_zeros, **params):
+    def process_custom_jvp_call(self, primitive, fun, jvp, args, **params):
         primals, tangents = zip(*map(self.to_primal_tangent_pair, args))
         if all(type(t) is Zero for t in tangents):
-            return primitive.bind_with_trace(self.parent_trace, (fun, jvp, *primals),
-                                             dict(symbolic_zeros=symbolic_zeros, **params))
-        if not symbolic_zeros:
+            return primitive.bind_with_trace(self.parent_trace, (fun, jvp, *primals), params)
+        if not params["symbolic_zeros"]:
             with set_current_trace(self.parent_trace):  # the zeros are the parent's values
                 tangents = [instantiate_zeros(t) for t in tangents]
         with set_current_trace(self.rule_trace):  # the rule replaces differentiating fun
@@ -174,19 +162,17 @@ class JVPTrace(Trace):
         half = len(outs) // 2
         return [self.new_tracer(p, t) for p, t in zip(outs[:half], outs[half:])]
 
-    def process_custom_vjp_call(self, primitive, fun, fwd, bwd, args, *, out_tree, **params):
+    def process_custom_vjp_call(self, primitive, fun, fwd, bwd, args, **params):
         primals, tangents = zip(*map(self.to_primal_tangent_pair, args))
         if all(type(t) is Zero for t in tangents):
-            return primitive.bind_with_trace(self.parent_trace, (fun, fwd, bwd, *primals),
-                                             dict(out_tree=out_tree, **params))
+            return primitive.bind_with_trace(self.parent_trace, (fun, fwd, bwd, *primals), params)
         if any(type(t) is not Zero for t in tangents[:params.get("num_consts", 0)]):
             raise CustomVJPException()  # bwd gives no cotangent for fun's closed-over values
         with set_current_trace(self.parent_trace):  # fwd gives the output and the residuals
             outs_and_residuals = fwd(*primals, *[type(t) is not Zero for t in tangents])
-        num_out = out_tree.get().num_leaves
-        outs, residuals = outs_and_residuals[:num_out], outs_and_residuals[num_out:]
-        with set_current_trace(self.parent_trace):
             tangents = [instantiate_zeros(t) for t in tangents]
+        num_out = params["out_tree"].get().num_leaves
+        outs, residuals = outs_and_residuals[:num_out], outs_and_residuals[num_out:]
         # The tangent is custom_lin: a linear primitive whose transpose is bwd.
         with set_current_trace(self.rule_trace):
             tangents_out = custom_lin_p.bind(
@@ -313,11 +299,6 @@ def deflinear(primitive: Primitive) -> None:
         *map(instantiate_zeros, tangents), **params)
 
 
-def defjvp_zero(primitive: Primitive) -> None:
-    """A primitive whose derivative is zero wherever it exists."""
-    tangent_rules[primitive] = lambda out, primals, tangents, **params: Zero.from_primal_value(out)
-
-
 def _one(x):
     return lax.full_like(x, 1)
 
@@ -332,9 +313,10 @@ for _p in (lax.neg_p, lax.reduce_sum_p, lax.broadcast_in_dim_p, lax.reshape_p,
            lax.squeeze_p, lax.transpose_p, lax.rev_p, lax.slice_p, lax.pad_p,
            lax.concatenate_p, lax.convert_element_type_p, add_jaxvals_p):
     deflinear(_p)
+# Derivatives that are zero wherever they exist: no operand contributes.
 for _p in (lax.sign_p, lax.floor_p, lax.ceil_p, lax.round_p, lax.is_finite_p, lax.lt_p,
            lax.le_p, lax.gt_p, lax.ge_p, lax.eq_p, lax.ne_p):
-    defjvp_zero(_p)
+    defjvp(_p)
 
 def _as_array(g):
     """A tangent handed on unchanged is an array, as JAX's add and sub rules make it."""
@@ -425,14 +407,9 @@ _minmax_rules(lax.max_p, lax.gt)
 _minmax_rules(lax.min_p, lax.lt)
 
 
-def _select_n_tangent(out, primals, tangents):
-    case_tangents = tangents[1:]
-    if all(type(t) is Zero for t in case_tangents):
-        return Zero.from_primal_value(out)
-    return lax.select_n(primals[0], *map(instantiate_zeros, case_tangents))
-
-
-tangent_rules[lax.select_n_p] = _select_n_tangent
+# The predicate, an integer, has no tangent: the rule runs only when a case has one.
+tangent_rules[lax.select_n_p] = lambda out, primals, tangents: lax.select_n(
+    primals[0], *map(instantiate_zeros, tangents[1:]))
 
 
 # ---------------------------------------------------------------------------
@@ -534,11 +511,6 @@ def _div_transpose(ct, x, y):
     return [lax.div(ct, y), None]
 
 
-def _reduce_sum_transpose(ct, x, *, axes):
-    kept = tuple(i for i in range(x.aval.ndim) if i not in axes)
-    return lax.broadcast_in_dim(ct, x.aval.shape, kept)
-
-
 def _broadcast_in_dim_transpose(ct, x, *, shape, broadcast_dimensions):
     # Sum over the new axes, and over the axes that were stretched from size 1.
     new_axes = tuple(i for i in range(len(shape)) if i not in broadcast_dimensions)
@@ -584,15 +556,10 @@ def _concatenate_transpose(ct, *operands, dimension):
     shape = get_aval(ct).shape
     cts, start = [], 0
     for x in operands:
-        size = get_aval(x).shape[dimension] if not is_undefined_primal(x) else x.aval.shape[dimension]
-        if is_undefined_primal(x):
-            starts = [0] * len(shape)
-            starts[dimension] = start
-            limits = list(shape)
-            limits[dimension] = start + size
-            cts.append(lax.slice(ct, starts, limits))
-        else:
-            cts.append(None)
+        size = (x.aval if is_undefined_primal(x) else get_aval(x)).shape[dimension]
+        starts = [start if i == dimension else 0 for i in range(len(shape))]
+        limits = [start + size if i == dimension else n for i, n in enumerate(shape)]
+        cts.append(lax.slice(ct, starts, limits) if is_undefined_primal(x) else None)
         start += size
     return cts
 
@@ -610,26 +577,25 @@ def _dot_transpose_lhs(ct, x_aval: ShapedArray, y, dimension_numbers, rhs_first=
     """Cotangent of the lhs ``x`` of ``dot_general(x, y)``: contract ``ct`` with ``y``
     over y's free axes, then put the axes back in x's order."""
     (x_contract, y_contract), (x_batch, y_batch) = dimension_numbers
-    x_ndim, y_ndim = x_aval.ndim, get_aval(y).ndim
-    x_free = [i for i in range(x_ndim) if i not in x_contract and i not in x_batch]
-    y_free = [i for i in range(y_ndim) if i not in y_contract and i not in y_batch]
+    x_free = [i for i in range(x_aval.ndim) if i not in x_contract and i not in x_batch]
+    y_free = [i for i in range(get_aval(y).ndim) if i not in y_contract and i not in y_batch]
     nb = len(x_batch)
-    # ct's axes: batch, then the lhs's free axes, then the rhs's free axes.
-    ct_y_free = list(range(nb + len(x_free), nb + len(x_free) + len(y_free)))
-    if rhs_first:  # ct's free axes came from (y, x) in this order
-        ct_y_free = list(range(nb, nb + len(y_free)))
+    # ct's axes: batch, then the lhs's free axes, then the rhs's free axes; with
+    # rhs_first, ct's free axes came from (y, x) in this order.
+    y_start = nb if rhs_first else nb + len(x_free)
+    ct_y_free = list(range(y_start, y_start + len(y_free)))
     dims = ((ct_y_free, y_free), (list(range(nb)), list(y_batch)))
     # result axes: batch, ct's remaining (x's free) axes, y's remaining (x's contract pairs)
     out = lax.dot_general(ct, y, dims, preferred_element_type=x_aval.dtype)
-    y_kept = [i for i in range(y_ndim) if i not in y_free and i not in y_batch]
-    order = list(x_batch) + x_free + [x_contract[list(y_contract).index(i)] for i in y_kept]
+    order = list(x_batch) + x_free + [xc for _, xc in sorted(zip(y_contract, x_contract))]
     return lax.transpose(out, tuple(np.argsort(order)))
 
 
 deflinear_transpose(lax.neg_p, lambda ct, x: lax.neg(ct))
 deflinear_transpose(lax.convert_element_type_p, lambda ct, x, **_: lax.convert_element_type(
     ct, x.aval.dtype, x.aval.weak_type))
-deflinear_transpose(lax.reduce_sum_p, _reduce_sum_transpose)
+deflinear_transpose(lax.reduce_sum_p, lambda ct, x, *, axes: lax.broadcast_in_dim(
+    ct, x.aval.shape, tuple(i for i in range(x.aval.ndim) if i not in axes)))
 deflinear_transpose(lax.broadcast_in_dim_p, _broadcast_in_dim_transpose)
 deflinear_transpose(lax.reshape_p, lambda ct, x, **_: lax.reshape(ct, x.aval.shape))
 deflinear_transpose(lax.squeeze_p, lambda ct, x, **_: lax.reshape(ct, x.aval.shape))

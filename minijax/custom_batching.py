@@ -66,13 +66,9 @@ class custom_vmap:  # noqa: N801  (JAX's name)
         # Values fun closes over lead the arguments; the rule is not given them.
         outs = custom_vmap_p.bind(*consts, *args_flat, call=convert_constvars_jaxpr(jaxpr),
                                   rule=ClosedRule(self.vmap_rule),
-                                  in_tree=_tuple_tree(tree_structure(consts), in_tree),
+                                  in_tree=tree_structure((consts, args)),
                                   out_tree=out_tree.get())
         return tree_unflatten(out_tree.get(), outs)
-
-
-def _tuple_tree(*trees: PyTreeDef) -> PyTreeDef:
-    return PyTreeDef(tuple, None, trees)
 
 
 class ShownRule:
@@ -159,17 +155,16 @@ def custom_vmap_jvp(primals, tangents, *, call: Jaxpr, rule: ShownRule, in_tree,
         outs, out_dims = batching.vmap_flat(flat_jvp, axis_size, extra_dims, flat_ps_ts)
         out_ps, out_ts = tree_unflatten(out_tree2.get(), [
             maybe_bdim_at_front(axis_size, o, d) for o, d in zip(outs, out_dims)])
-        extra_ps, extra_ts = tree_unflatten(out_tree2.get(), [d is not None for d in out_dims])
+        extra = tree_unflatten(out_tree2.get(), [d is not None for d in out_dims])
         mutual = out_mutually_batched.get()
-        return ((out_ps, out_ts), (tree_map(operator.or_, mutual, extra_ps),
-                                   tree_map(operator.or_, mutual, extra_ts)))
+        return (out_ps, out_ts), tree_map(operator.or_, (mutual, mutual), extra)
 
     tangents = [ad.instantiate_zeros(t) for t in tangents]
     jvp_call, consts, _ = ad.jvp_jaxpr(call, (True,) * len(primals), True)
     assert not consts, "the JVP of a jaxpr without constants staged constants"
     outs = custom_vmap_p.bind(*primals, *tangents, call=jvp_call, rule=ShownRule(jvp_of_rule_rule),
-                              in_tree=_tuple_tree(in_tree, in_tree),
-                              out_tree=_tuple_tree(out_tree, out_tree))
+                              in_tree=PyTreeDef(tuple, None, (in_tree, in_tree)),
+                              out_tree=PyTreeDef(tuple, None, (out_tree, out_tree)))
     return outs[:len(outs) // 2], outs[len(outs) // 2:]
 
 

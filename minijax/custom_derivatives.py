@@ -50,15 +50,6 @@ def forward_attr(self, name: str):
     raise AttributeError
 
 
-def _custom_call_impl(*args, call_jaxpr, **_):
-    """Evaluated in compiled code, a custom-rule call is just its function."""
-    return compile_jaxpr(call_jaxpr)(*args)
-
-
-def _custom_call_abstract_eval(*avals, call_jaxpr, **_):
-    return call_jaxpr.out_avals
-
-
 class CustomJVPCallPrimitive(Primitive):
     """``custom_jvp_call``: bound with ``fun`` and ``jvp`` (Python functions of
     flat arguments) before the arguments; once staged, the equation keeps
@@ -100,8 +91,9 @@ class CustomVJPCallPrimitive(Primitive):
 custom_jvp_call_p = CustomJVPCallPrimitive("custom_jvp_call")
 custom_vjp_call_p = CustomVJPCallPrimitive("custom_vjp_call")
 for _p in (custom_jvp_call_p, custom_vjp_call_p):
-    _p.def_impl(_custom_call_impl)
-    _p.def_abstract_eval(_custom_call_abstract_eval)
+    # Evaluated in compiled code, a custom-rule call is just its function.
+    _p.def_impl(lambda *args, call_jaxpr, **_: compile_jaxpr(call_jaxpr)(*args))
+    _p.def_abstract_eval(lambda *avals, call_jaxpr, **_: call_jaxpr.out_avals)
 
 
 # ---------------------------------------------------------------------------
@@ -186,11 +178,28 @@ def _nondiff_argnums(fun: Callable, argnums, argnames) -> tuple[int, ...]:
     return tuple(sorted(named | set(argnums)))
 
 
+class _CustomDerivative:
+    """What ``custom_jvp`` and ``custom_vjp`` share: ``fun``, whose name and docstring
+    they take, its non-differentiable arguments, and its ``rules`` (the names of the
+    attributes that hold them), not defined yet."""
+
+    def __init__(self, fun: Callable, nondiff_argnums: tuple[int, ...] = (),
+                 nondiff_argnames: tuple[str, ...] = ()):
+        functools.update_wrapper(self, fun)
+        self.fun = fun
+        self.nondiff_argnums = _nondiff_argnums(fun, nondiff_argnums, nondiff_argnames)
+        for rule in self.rules:  # not fun's, which update_wrapper may have copied
+            setattr(self, rule, None)
+        self.symbolic_zeros = False
+
+    __getattr__ = forward_attr
+
+
 # ---------------------------------------------------------------------------
 # custom_jvp.
 
 
-class custom_jvp:  # noqa: N801  (JAX's name)
+class custom_jvp(_CustomDerivative):  # noqa: N801  (JAX's name)
     """Give ``fun`` a custom JVP rule: ``@custom_jvp`` then ``@f.defjvp``.
 
     The rule takes ``(primals, tangents)``, tuples with one entry per argument,
@@ -199,15 +208,7 @@ class custom_jvp:  # noqa: N801  (JAX's name)
     and are passed to the rule first.
     """
 
-    def __init__(self, fun: Callable, nondiff_argnums: tuple[int, ...] = (),
-                 nondiff_argnames: tuple[str, ...] = ()):
-        functools.update_wrapper(self, fun)
-        self.fun = fun
-        self.nondiff_argnums = _nondiff_argnums(fun, nondiff_argnums, nondiff_argnames)
-        self.jvp: Callable | None = None
-        self.symbolic_zeros = False
-
-    __getattr__ = forward_attr
+    rules = ("jvp",)
 
     def defjvp(self, jvp: Callable, symbolic_zeros: bool = False) -> Callable:
         """Set the rule.  With ``symbolic_zeros``, the tangent of an input that is
@@ -251,22 +252,18 @@ def resolve_kwargs(fun: Callable, args: tuple, kwargs: dict, name: str,
                    decorator: str = "custom_jvp") -> tuple:
     """Keyword arguments and defaults, turned into positional arguments."""
     try:
-        return _positional(fun, args, kwargs)
+        bound = inspect.signature(fun).bind(*args, **kwargs)
+        bound.apply_defaults()
+        # A keyword-only parameter cannot travel as a flat argument of the call. One
+        # left to its default is fine: fun is called without it and supplies it itself.
+        passed = [k for k in bound.kwargs if k in kwargs]
+        if passed:
+            raise TypeError(f"The following keyword arguments could not be resolved to "
+                            f"positions: {', '.join(passed)}")
     except TypeError as e:
         raise TypeError(f"The input arguments to the {decorator}-decorated function {name} "
                         f"could not be resolved to positional-only arguments. Binding "
                         f"failed with the error:\n{e}") from e
-
-
-def _positional(fun: Callable, args: tuple, kwargs: dict) -> tuple:
-    bound = inspect.signature(fun).bind(*args, **kwargs)
-    bound.apply_defaults()
-    # A keyword-only parameter cannot travel as a flat argument of the call. One
-    # left to its default is fine: fun is called without it and supplies it itself.
-    passed = [k for k in bound.kwargs if k in kwargs]
-    if passed:
-        raise TypeError(f"The following keyword arguments could not be resolved to "
-                        f"positions: {', '.join(passed)}")
     return bound.args
 
 
@@ -276,8 +273,6 @@ def _bind_nondiff_args(fun, jvp, args, nondiff_argnums):
     the call (so jit and vmap see them), but the rule gets only their values: their
     tangents are never used, so their derivative is zero.  The others (functions,
     Python numbers) are fixed into both."""
-    if not nondiff_argnums:
-        return fun, jvp, list(args)
     traced = [i for i in nondiff_argnums if _holds_tracers(args[i])]
     fixed = {i: args[i] for i in nondiff_argnums if i not in traced}
     diff = [i for i in range(len(args)) if i not in nondiff_argnums]
@@ -377,7 +372,7 @@ def _add_trees(a, b):
 # custom_vjp.
 
 
-class custom_vjp:  # noqa: N801  (JAX's name)
+class custom_vjp(_CustomDerivative):  # noqa: N801  (JAX's name)
     """Give ``fun`` a custom backward pass: ``@custom_vjp`` then ``f.defvjp(fwd, bwd)``.
 
     ``fwd`` has ``fun``'s signature and returns ``(output, residuals)``;
@@ -386,16 +381,7 @@ class custom_vjp:  # noqa: N801  (JAX's name)
     ``nondiff_argnames``, are passed to ``bwd`` first and get no cotangent.
     """
 
-    def __init__(self, fun: Callable, nondiff_argnums: tuple[int, ...] = (),
-                 nondiff_argnames: tuple[str, ...] = ()):
-        functools.update_wrapper(self, fun)
-        self.fun = fun
-        self.nondiff_argnums = _nondiff_argnums(fun, nondiff_argnums, nondiff_argnames)
-        self.fwd: Callable | None = None
-        self.bwd: Callable | None = None
-        self.symbolic_zeros = False
-
-    __getattr__ = forward_attr
+    rules = ("fwd", "bwd")
 
     def defvjp(self, fwd: Callable, bwd: Callable, symbolic_zeros: bool = False) -> None:
         """Set the rules.  With ``symbolic_zeros``, ``fwd`` receives a
@@ -415,15 +401,16 @@ class custom_vjp:  # noqa: N801  (JAX's name)
         dynamic = [a for i, a in enumerate(args) if i not in nondiff]
         args_flat, in_tree = tree_flatten(tuple(dynamic))
         merge = functools.partial(_merge, nondiff, len(args))
-        out_tree, res_tree = Store(), Store()
-        flat_fun, fun_out_tree = flatten_fun(lambda *dyn: self.fun(*merge(dyn)), in_tree)
+        # fun, when it runs, records its output structure where the rules look for it.
+        flat_fun, out_tree = flatten_fun(lambda *dyn: self.fun(*merge(dyn)), in_tree)
+        res_tree = Store()
         flat_fwd = _flatten_fwd(lambda *dyn: self.fwd(*merge(dyn)), in_tree, out_tree,
                                 res_tree, name, _name(self.fwd), self.symbolic_zeros)
         flat_bwd = _flatten_bwd(lambda res, ct: self.bwd(*nondiff.values(), res, ct),
                                 tuple(dynamic), out_tree, res_tree, _name(self.bwd),
                                 self.symbolic_zeros)
-        outs = custom_vjp_call_p.bind(_recording(flat_fun, fun_out_tree, out_tree), flat_fwd,
-                                      flat_bwd, *args_flat, out_tree=out_tree, name=name,
+        outs = custom_vjp_call_p.bind(flat_fun, flat_fwd, flat_bwd, *args_flat,
+                                      out_tree=out_tree, name=name,
                                       symbolic_zeros=self.symbolic_zeros)
         return tree_unflatten(out_tree.get(), outs)
 
@@ -438,25 +425,14 @@ def _merge(nondiff: dict, count: int, dynamic) -> list:
 
 
 def _check_no_tracers(nondiff: dict) -> None:
-    for value in nondiff.values():
-        if any(isinstance(leaf, Tracer) for leaf in tree_flatten(value)[0]):
-            raise UnexpectedTracerError(
-                "Found a traced value passed as an argument to a custom_vjp function in "
-                "a position indicated by nondiff_argnums as non-differentiable. Traced "
-                "values cannot be passed as non-differentiable arguments to custom_vjp "
-                "functions; use nondiff_argnums only for arguments that are not arrays, "
-                "such as functions, and pass arrays as ordinary arguments (returning a "
-                "zero cotangent for them from bwd).")
-
-
-def _recording(flat_fun: Callable, fun_out_tree: Store, out_tree: Store) -> Callable:
-    """fun, also recording its output structure where the rules look for it."""
-    @functools.wraps(flat_fun)
-    def run(*args):
-        outs = flat_fun(*args)
-        out_tree.set(fun_out_tree.get())
-        return outs
-    return run
+    if any(map(_holds_tracers, nondiff.values())):
+        raise UnexpectedTracerError(
+            "Found a traced value passed as an argument to a custom_vjp function in "
+            "a position indicated by nondiff_argnums as non-differentiable. Traced "
+            "values cannot be passed as non-differentiable arguments to custom_vjp "
+            "functions; use nondiff_argnums only for arguments that are not arrays, "
+            "such as functions, and pass arrays as ordinary arguments (returning a "
+            "zero cotangent for them from bwd).")
 
 
 def _flatten_fwd(fwd: Callable, in_tree, out_tree: Store, res_tree: Store,
