@@ -163,15 +163,17 @@ def _names():
 
 class _Namer:
     """Names for variables, given in the order they are printed.  A jaxpr nested
-    in an equation continues its enclosing jaxpr's names, except a jit's own."""
+    in an equation continues its enclosing jaxpr's names, except a jit's own.
+    The compiler names the variables of its code alike, minus ``reserved`` names."""
 
-    def __init__(self):
+    def __init__(self, literal: Callable[[Literal], str] = str, reserved=frozenset()):
         self.names: dict[Var, str] = {}
-        self.fresh = _names()
+        self.fresh = (n for n in _names() if n not in reserved)
+        self.literal = literal
 
     def __call__(self, atom: Atom) -> str:
         if isinstance(atom, Literal):
-            return str(atom)
+            return self.literal(atom)
         if atom not in self.names:
             self.names[atom] = next(self.fresh)
         return self.names[atom]
