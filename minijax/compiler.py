@@ -86,15 +86,11 @@ def _reusable_arrays(eqns: list) -> set:
 
 
 def _operand_to_overwrite(eqn, dying: list, reusable: set):
-    """An operand of an elementwise equation that dies there and can hold its result."""
-    if not _is_ufunc(eqn):
-        return None
-    (result,) = eqn.out_binders
-    for x in eqn.inputs:
-        if x in dying and x in reusable and (x.aval.shape, x.aval.dtype) == (
-                result.aval.shape, result.aval.dtype):
-            return x
-    return None
+    """An operand that dies at the equation and can hold its result (only elementwise
+    equations read reusable values)."""
+    out = eqn.out_binders[0].aval
+    return next((x for x in eqn.inputs if x in dying and x in reusable
+                 and (x.aval.shape, x.aval.dtype) == (out.shape, out.dtype)), None)
 
 
 def _function_name(name: str) -> str:
@@ -103,18 +99,16 @@ def _function_name(name: str) -> str:
 
 
 def _call_expression(eqn, var_name, impls: types.SimpleNamespace, namespace: dict, out=None) -> str:
-    primitive = eqn.primitive
-    args = [var_name(x) for x in eqn.inputs]
-    for key, value in sorted(eqn.params.items()):
-        args.append(f"{key}={_param_source(value, namespace)}")
-    impl = primitive.impl
+    args = [*map(var_name, eqn.inputs),
+            *(f"{k}={_param_source(v, namespace)}" for k, v in sorted(eqn.params.items()))]
+    impl, name = eqn.primitive.impl, eqn.primitive.name
     if out is None and impl in _OPERATORS:  # b * c runs faster than np.multiply(b, c)
         return _OPERATORS[impl].format(*args)
     if out is not None:
         args.append(f"out={var_name(out)}")
     if getattr(np, getattr(impl, "__name__", ""), None) is impl:
         return f"np.{impl.__name__}({', '.join(args)})"
-    name = primitive.name + "_" if keyword.iskeyword(primitive.name) else primitive.name
+    name = name + "_" if keyword.iskeyword(name) else name
     setattr(impls, name, impl)  # `while` is a Python keyword: it is called `while_`
     return f"impl.{name}({', '.join(args)})"
 

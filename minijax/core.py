@@ -199,9 +199,7 @@ _TYPES_WITH_AVALS.add(Array)
 
 def to_array(x) -> Array:
     """Wrap a Python scalar, NumPy value or Array as an Array of minijax's dtypes."""
-    if isinstance(x, Array):
-        return x
-    return as_array(x, get_aval(x))
+    return x if isinstance(x, Array) else as_array(x, get_aval(x))
 
 
 # ---------------------------------------------------------------------------
