@@ -75,9 +75,8 @@ def split_into_pieces(jaxpr: Jaxpr, name: str) -> Jaxpr:
         ins = list(dict.fromkeys(x for eqn in piece for x in eqn.inputs
                                  if isinstance(x, Var) and x not in made))
         read_later = (read_later - made) | set(ins)
-        part_name = f"{name}_{start // size + 1}"
-        pieces.append(JaxprEqn(jit_p, ins, dict(jaxpr=Jaxpr([], ins, piece, outs),
-                                                name=part_name), outs))
+        params = dict(jaxpr=Jaxpr([], ins, piece, outs), name=f"{name}_{start // size + 1}")
+        pieces.append(JaxprEqn(jit_p, ins, params, outs))
     return Jaxpr(jaxpr.constvars, jaxpr.invars, pieces[::-1], jaxpr.outvars)
 
 
