@@ -8,11 +8,12 @@ speed comes from; ``jit(f).lower(*args).as_text()`` shows the generated code.
 from __future__ import annotations
 
 import keyword
+import types
 from typing import Callable
 
 import numpy as np
 
-from minijax.jaxpr import Jaxpr, Literal, Var, _names
+from minijax.jaxpr import Jaxpr, Literal, Var, _Namer
 from minijax.partial_eval import dce_jaxpr
 
 # ---------------------------------------------------------------------------
@@ -28,20 +29,6 @@ def compile_function(jaxpr: Jaxpr, name: str) -> Callable:
     return compiled
 
 
-class _Impls:
-    """The generated code calls ``impl.<primitive>`` for primitives that are not
-    a single NumPy function."""
-
-    def __init__(self):
-        self.by_name: dict[str, Callable] = {}
-
-    def __getattr__(self, name):
-        try:
-            return self.by_name[name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-
 def generate_source(jaxpr: Jaxpr, name: str) -> tuple[str, dict]:
     """Python source for ``jaxpr`` and the namespace it runs in.
 
@@ -53,9 +40,11 @@ def generate_source(jaxpr: Jaxpr, name: str) -> tuple[str, dict]:
     would hold every intermediate until the end, and allocating fresh memory
     for each would cost more than the arithmetic.
     """
-    impls = _Impls()
+    # The generated code calls ``impl.<primitive>`` for primitives that are not
+    # a single NumPy function.
+    impls = types.SimpleNamespace()
     namespace = {"np": np, "impl": impls, "__name__": "minijax.compiled"}
-    var_name = _CodeNamer(reserved=set(namespace))
+    var_name = _Namer(_literal_source, reserved={*namespace, *keyword.kwlist})
     eqns = dce_jaxpr(jaxpr).eqns
     kept = set(jaxpr.invars) | {v for v in jaxpr.outvars if isinstance(v, Var)}
     last_use = {x: i for i, eqn in enumerate(eqns) for x in eqn.inputs if isinstance(x, Var)}
@@ -97,15 +86,11 @@ def _reusable_arrays(eqns: list) -> set:
 
 
 def _operand_to_overwrite(eqn, dying: list, reusable: set):
-    """An operand of an elementwise equation that dies there and can hold its result."""
-    if not _is_ufunc(eqn):
-        return None
-    (result,) = eqn.out_binders
-    for x in eqn.inputs:
-        if x in dying and x in reusable and (x.aval.shape, x.aval.dtype) == (
-                result.aval.shape, result.aval.dtype):
-            return x
-    return None
+    """An operand that dies at the equation and can hold its result (only elementwise
+    equations read reusable values)."""
+    out = eqn.out_binders[0].aval
+    return next((x for x in eqn.inputs if x in dying and x in reusable
+                 and (x.aval.shape, x.aval.dtype) == (out.shape, out.dtype)), None)
 
 
 def _function_name(name: str) -> str:
@@ -113,20 +98,18 @@ def _function_name(name: str) -> str:
     return cleaned if cleaned.isidentifier() else f"f_{cleaned}"
 
 
-def _call_expression(eqn, var_name, impls: _Impls, namespace: dict, out=None) -> str:
-    primitive = eqn.primitive
-    args = [var_name(x) for x in eqn.inputs]
-    for key, value in sorted(eqn.params.items()):
-        args.append(f"{key}={_param_source(value, namespace)}")
-    impl = primitive.impl
+def _call_expression(eqn, var_name, impls: types.SimpleNamespace, namespace: dict, out=None) -> str:
+    args = [*map(var_name, eqn.inputs),
+            *(f"{k}={_param_source(v, namespace)}" for k, v in sorted(eqn.params.items()))]
+    impl, name = eqn.primitive.impl, eqn.primitive.name
     if out is None and impl in _OPERATORS:  # b * c runs faster than np.multiply(b, c)
         return _OPERATORS[impl].format(*args)
     if out is not None:
         args.append(f"out={var_name(out)}")
     if getattr(np, getattr(impl, "__name__", ""), None) is impl:
         return f"np.{impl.__name__}({', '.join(args)})"
-    name = primitive.name + "_" if keyword.iskeyword(primitive.name) else primitive.name
-    impls.by_name[name] = impl  # `while` is a Python keyword: it is called `while_`
+    name = name + "_" if keyword.iskeyword(name) else name
+    setattr(impls, name, impl)  # `while` is a Python keyword: it is called `while_`
     return f"impl.{name}({', '.join(args)})"
 
 
@@ -161,24 +144,10 @@ def _is_literal(value) -> bool:
     return value is None or type(value) in (bool, int, str)
 
 
-class _CodeNamer:
-    """Variable names as in the printed jaxpr, minus Python keywords and our globals."""
-
-    def __init__(self, reserved: set[str]):
-        self.names: dict[Var, str] = {}
-        self.fresh = (n for n in _names() if not keyword.iskeyword(n) and n not in reserved)
-
-    def __call__(self, atom) -> str:
-        if isinstance(atom, Literal):
-            return _scalar_source(atom.val._value[()])
-        if atom not in self.names:
-            self.names[atom] = next(self.fresh)
-        return self.names[atom]
-
-
-def _scalar_source(value: np.generic) -> str:
-    """Source for a NumPy scalar: its repr (``np.float32(0.5)``), except that inf and
-    nan are written as strings, the repr's ``inf`` being no name in the generated code."""
+def _literal_source(literal: Literal) -> str:
+    """Source for a literal's NumPy scalar: its repr (``np.float32(0.5)``), except that
+    inf and nan are written as strings, the repr's ``inf`` being no name in the code."""
+    value = literal.val._value[()]
     if value.dtype.kind == "f" and not np.isfinite(value):
         return f"np.{value.dtype.name}('{value}')"
     return repr(value)

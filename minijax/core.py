@@ -159,10 +159,8 @@ class Array(ArrayMethods):
 
     def __repr__(self):
         dtype = f"dtype={self.dtype.name}" + (", weak_type=True" if self.weak_type else "")
-        if self._value.size == 0:
-            body = f"[], shape={self._value.shape}"
-        else:
-            body = np.array2string(self._value, separator=", ", prefix="Array(", suffix=",")
+        body = (np.array2string(self._value, separator=", ", prefix="Array(", suffix=",")
+                if self._value.size else f"[], shape={self._value.shape}")
         # JAX's layout: a dtype that would make the last line too long is set off
         # by six spaces (the width of "Array("), still on that line.
         last_line = len(body) - body.rfind("\n") + 1
@@ -199,9 +197,7 @@ _TYPES_WITH_AVALS.add(Array)
 
 def to_array(x) -> Array:
     """Wrap a Python scalar, NumPy value or Array as an Array of minijax's dtypes."""
-    if isinstance(x, Array):
-        return x
-    return as_array(x, get_aval(x))
+    return x if isinstance(x, Array) else as_array(x, get_aval(x))
 
 
 # ---------------------------------------------------------------------------

@@ -128,13 +128,11 @@ def convert_constvars_jaxpr(jaxpr: Jaxpr) -> Jaxpr:
 
 def eval_jaxpr(jaxpr: Jaxpr, consts: list, *args) -> list:
     """Run ``jaxpr``.  Binding each primitive means this works under any trace."""
-    env: dict[Var, Any] = {}
+    env: dict[Var, Any] = dict(zip(jaxpr.constvars + jaxpr.invars, [*consts, *args]))
 
     def read(atom: Atom):
         return atom.val if isinstance(atom, Literal) else env[atom]
 
-    for var, val in zip(jaxpr.constvars + jaxpr.invars, [*consts, *args]):
-        env[var] = val
     for eqn in jaxpr.eqns:
         subfuns, params = eqn.primitive.get_bind_params(eqn.params)
         outs = eqn.primitive.bind(*subfuns, *map(read, eqn.inputs), **params)
@@ -163,15 +161,17 @@ def _names():
 
 class _Namer:
     """Names for variables, given in the order they are printed.  A jaxpr nested
-    in an equation continues its enclosing jaxpr's names, except a jit's own."""
+    in an equation continues its enclosing jaxpr's names, except a jit's own.
+    The compiler names the variables of its code alike, minus ``reserved`` names."""
 
-    def __init__(self):
+    def __init__(self, literal: Callable[[Literal], str] = str, reserved=frozenset()):
         self.names: dict[Var, str] = {}
-        self.fresh = _names()
+        self.fresh = (n for n in _names() if n not in reserved)
+        self.literal = literal
 
     def __call__(self, atom: Atom) -> str:
         if isinstance(atom, Literal):
-            return str(atom)
+            return self.literal(atom)
         if atom not in self.names:
             self.names[atom] = next(self.fresh)
         return self.names[atom]
@@ -182,9 +182,8 @@ def pp_jaxpr(jaxpr: Jaxpr, indent: int = 0, name: _Namer | None = None,
     """The jaxpr as JAX prints it; its first line starts at ``column`` (after a
     parameter's name, say), the others at ``indent``."""
     name = name or _Namer()
-    used = {x for eqn in jaxpr.eqns for x in eqn.inputs if isinstance(x, Var)}
-    used |= {v for v in jaxpr.outvars if isinstance(v, Var)}
-    used |= set(jaxpr.constvars) | set(jaxpr.invars)
+    used = {*jaxpr.constvars, *jaxpr.invars, *jaxpr.outvars}
+    used.update(x for eqn in jaxpr.eqns for x in eqn.inputs)
 
     def binder(var: Var) -> str:  # an unused result is written `_`
         return f"{name(var) if var in used else '_'}:{var.aval.str_short()}"

@@ -165,13 +165,10 @@ def inline_scalar_literals(jaxpr: Jaxpr, consts: list) -> tuple[Jaxpr, list]:
         return jaxpr, consts
     kept = [(v, c) for v, c in zip(jaxpr.constvars, consts) if v not in literals]
     # Only the equations that read a literal change (most do not: keep them).
-    eqns = [eqn._replace(inputs=[literals.get(x, x) if isinstance(x, Var) else x
-                                 for x in eqn.inputs])
-            if any(x in literals for x in eqn.inputs) else eqn
-            for eqn in jaxpr.eqns]
-    outvars = [literals.get(v, v) if isinstance(v, Var) else v for v in jaxpr.outvars]
-    new = Jaxpr([v for v, _ in kept], jaxpr.invars, eqns, outvars)
-    return new, [c for _, c in kept]
+    eqns = [eqn._replace(inputs=[literals.get(x, x) for x in eqn.inputs])
+            if any(x in literals for x in eqn.inputs) else eqn for eqn in jaxpr.eqns]
+    outvars = [literals.get(v, v) for v in jaxpr.outvars]
+    return Jaxpr([v for v, _ in kept], jaxpr.invars, eqns, outvars), [c for _, c in kept]
 
 
 def zeros_like_aval(aval: ShapedArray):
@@ -257,21 +254,19 @@ def partial_eval_jaxpr(jaxpr: Jaxpr, in_unknowns: list[bool],
                        ) -> tuple[Jaxpr, Jaxpr, list[bool], int]:
     """Split ``jaxpr`` into a known jaxpr (returning its known outputs then the
     residuals) and an unknown one (taking the residuals then unknown inputs)."""
-    unknown: dict[Var, bool] = {}
+    # Whether each variable is unknown (literals, absent, are known).
+    unknown: dict[Var, bool] = dict(zip(jaxpr.invars, in_unknowns))
     residuals: dict[Var, None] = {}  # ordered set
-
-    def is_unknown(x) -> bool:
-        return isinstance(x, Var) and unknown[x]
 
     def as_residual(x):
         if isinstance(x, Var) and not unknown[x]:
             residuals[x] = None
         return x
 
-    unknown.update(zip(jaxpr.invars, in_unknowns))
     known_eqns, unknown_eqns = [], []
     for eqn in jaxpr.eqns:
-        unks_in = [is_unknown(x) for x in eqn.inputs]
+        unks_in = [unknown.get(x, False) for x in eqn.inputs]
+        unks_out = [any(unks_in)] * len(eqn.out_binders)
         rule = partial_eval_jaxpr_custom_rules.get(eqn.primitive)
         if rule is not None and any(unks_in) and not all(unks_in):
             eqn1, eqn2, unks_out, res = rule(unks_in, eqn)
@@ -280,31 +275,31 @@ def partial_eval_jaxpr(jaxpr: Jaxpr, in_unknowns: list[bool],
             unknown_eqns.append(eqn2)
             # A literal is no residual: the unknown equation reads it where it is.
             residuals.update(dict.fromkeys(r for r in res if isinstance(r, Var)))
-            unknown.update(zip(eqn.out_binders, unks_out))
         elif any(unks_in):
             unknown_eqns.append(eqn._replace(inputs=[as_residual(x) for x in eqn.inputs]))
-            unknown.update(dict.fromkeys(eqn.out_binders, True))
         else:
             known_eqns.append(eqn)
-            unknown.update(dict.fromkeys(eqn.out_binders, False))
-    out_unknowns = [is_unknown(v) for v in jaxpr.outvars]
+        unknown.update(zip(eqn.out_binders, unks_out))
+    out_unknowns = [unknown.get(v, False) for v in jaxpr.outvars]
     if instantiate is not None:
-        for v, unk, inst in zip(jaxpr.outvars, out_unknowns, instantiate):
-            if inst and not unk:
+        for v, inst in zip(jaxpr.outvars, instantiate):
+            if inst:  # a known output made unknown is passed on as a residual
                 as_residual(v)
         out_unknowns = [u or i for u, i in zip(out_unknowns, instantiate)]
-    unknown_out = [v for v, u in zip(jaxpr.outvars, out_unknowns) if u]
+    known_out, unknown_out = partition_list(out_unknowns, jaxpr.outvars)
     # As JAX does, dead equations go first: the unknown side's, then the residuals
     # only they read, then the known equations that computed nothing else.
     unknown_eqns, needed = _live_eqns(unknown_eqns, unknown_out)
     res = [r for r in residuals if r in needed]
-    known_out = [v for v, u in zip(jaxpr.outvars, out_unknowns) if not u]
     known_eqns, _ = _live_eqns(known_eqns, known_out + res)
-    known_in = [v for v, u in zip(jaxpr.invars, in_unknowns) if not u]
-    unknown_in = [v for v, u in zip(jaxpr.invars, in_unknowns) if u]
-    jaxpr_known = Jaxpr([], known_in, known_eqns, known_out + res)
-    jaxpr_unknown = Jaxpr([], res + unknown_in, unknown_eqns, unknown_out)
-    return jaxpr_known, jaxpr_unknown, out_unknowns, len(res)
+    known_in, unknown_in = partition_list(in_unknowns, jaxpr.invars)
+    return (Jaxpr([], known_in, known_eqns, known_out + res),
+            Jaxpr([], res + unknown_in, unknown_eqns, unknown_out), out_unknowns, len(res))
+
+
+def partition_list(flags: list[bool], xs: list) -> tuple[list, list]:
+    """The ``xs`` whose flag is false, and those whose flag is true."""
+    return [x for x, f in zip(xs, flags) if not f], [x for x, f in zip(xs, flags) if f]
 
 
 # Rules splitting one equation that carries jaxprs: (unknown inputs, eqn) ->
@@ -325,12 +320,11 @@ def partial_eval_staged(trace: PartialEvalTrace, primitive, args, jaxpr: Jaxpr,
     the parent now, and stage its unknown part, fed by the residuals."""
     in_unknowns = tuple(map(trace.is_own, args))
     jaxpr_known, jaxpr_unknown, out_unknowns, num_res = split_jaxpr(jaxpr, in_unknowns)
-    known_vals = [x for x, u in zip(args, in_unknowns) if not u]
+    known_vals, unknown_args = partition_list(in_unknowns, args)
     outs_and_res = primitive.bind_with_trace(trace.parent_trace, known_vals,
                                              make_params(jaxpr_known))
     num_known_out = len(outs_and_res) - num_res
     known_outs, residuals = outs_and_res[:num_known_out], outs_and_res[num_known_out:]
-    unknown_args = [x for x, u in zip(args, in_unknowns) if u]
     unknown_outs = trace.add_eqn(primitive, [*residuals, *unknown_args],
                                  make_params(jaxpr_unknown), jaxpr_unknown.out_avals)
     known_iter, unknown_iter = iter(known_outs), iter(unknown_outs)

@@ -19,8 +19,8 @@ from minijax.core import (
 from minijax.jaxpr import (
     ClosedJaxpr, Jaxpr, JaxprEqn, Var, cache_per_jaxpr, convert_constvars_jaxpr, pp_jaxpr)
 from minijax.partial_eval import (
-    dce_jaxpr, partial_eval_jaxpr_custom_rules, custom_partial_eval_rules, partial_eval_staged, split_jaxpr,
-    trace_to_jaxpr)
+    custom_partial_eval_rules, dce_jaxpr, partial_eval_jaxpr_custom_rules, partial_eval_staged,
+    partition_list, split_jaxpr, trace_to_jaxpr)
 from minijax.tree_util import flatten_fun, tree_flatten, tree_unflatten
 
 jit_p = Primitive("jit")
@@ -75,9 +75,8 @@ def split_into_pieces(jaxpr: Jaxpr, name: str) -> Jaxpr:
         ins = list(dict.fromkeys(x for eqn in piece for x in eqn.inputs
                                  if isinstance(x, Var) and x not in made))
         read_later = (read_later - made) | set(ins)
-        part_name = f"{name}_{start // size + 1}"
-        pieces.append(JaxprEqn(jit_p, ins, dict(jaxpr=Jaxpr([], ins, piece, outs),
-                                                name=part_name), outs))
+        params = dict(jaxpr=Jaxpr([], ins, piece, outs), name=f"{name}_{start // size + 1}")
+        pieces.append(JaxprEqn(jit_p, ins, params, outs))
     return Jaxpr(jaxpr.constvars, jaxpr.invars, pieces[::-1], jaxpr.outvars)
 
 
@@ -102,18 +101,13 @@ def _jit_partial_eval(trace, args, *, jaxpr: Jaxpr, name: str):
 
 
 def _jit_partial_eval_jaxpr(unks_in: list[bool], eqn: JaxprEqn):
-    jaxpr, name = eqn.params["jaxpr"], eqn.params["name"]
-    jaxpr_known, jaxpr_unknown, out_unknowns, num_res = split_jaxpr(jaxpr, tuple(unks_in))
-    residuals = [Var(aval) for aval in jaxpr_known.out_avals[len(jaxpr_known.outvars) - num_res:]]
-    known_in = [x for x, u in zip(eqn.inputs, unks_in) if not u]
-    unknown_in = [x for x, u in zip(eqn.inputs, unks_in) if u]
-    known_out = [v for v, u in zip(eqn.out_binders, out_unknowns) if not u]
-    unknown_out = [v for v, u in zip(eqn.out_binders, out_unknowns) if u]
-    eqn_known = JaxprEqn(jit_p, known_in, dict(jaxpr=jaxpr_known, name=name),
-                         known_out + residuals)
-    eqn_unknown = JaxprEqn(jit_p, residuals + unknown_in, dict(jaxpr=jaxpr_unknown, name=name),
-                           unknown_out)
-    return eqn_known, eqn_unknown, out_unknowns, residuals
+    known, unknown, out_unknowns, num_res = split_jaxpr(eqn.params["jaxpr"], tuple(unks_in))
+    residuals = [Var(aval) for aval in known.out_avals[len(known.outvars) - num_res:]]
+    known_in, unknown_in = partition_list(unks_in, eqn.inputs)
+    known_out, unknown_out = partition_list(out_unknowns, eqn.out_binders)
+    return (JaxprEqn(jit_p, known_in, dict(eqn.params, jaxpr=known), known_out + residuals),
+            JaxprEqn(jit_p, residuals + unknown_in, dict(eqn.params, jaxpr=unknown), unknown_out),
+            out_unknowns, residuals)
 
 
 def _jit_transpose(cts, *args, jaxpr: Jaxpr, name: str):
@@ -160,10 +154,9 @@ def shaped_aval(x):
 
 def bind_static_args(fun: Callable, args: tuple, static_argnums) -> tuple[Callable, list]:
     """Split arguments into static ones, fixed into ``fun``, and dynamic ones."""
-    static_argnums = {i % len(args) for i in static_argnums}
-    if not static_argnums:
+    statics = {i % len(args): args[i % len(args)] for i in static_argnums}
+    if not statics:
         return fun, list(args)
-    statics = {i: args[i] for i in static_argnums}
 
     def with_statics(*dynamic):
         dynamic = iter(dynamic)
@@ -212,7 +205,7 @@ def jit(fun: Callable, static_argnums: int | tuple[int, ...] = ()) -> Callable:
     @functools.wraps(fun)
     def jitted(*args, **kwargs):
         if trace_ctx.trace is eval_trace and not kwargs:
-            run = ready.get(tuple(map(_aval_of_array, args)))
+            run = ready.get(tuple([a.aval if type(a) is Array else None for a in args]))
             if run is not None:
                 return run(args)
         (jaxpr, consts, out_tree, _), flat_args = staged(args, kwargs)
@@ -237,10 +230,6 @@ def jit(fun: Callable, static_argnums: int | tuple[int, ...] = ()) -> Callable:
     jitted.trace = trace
     jitted.lower = lower
     return jitted
-
-
-def _aval_of_array(x):
-    return x.aval if type(x) is Array else None
 
 
 def _runner(jaxpr: Jaxpr, name: str, consts: list, out_tree) -> Callable:
