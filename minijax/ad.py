@@ -130,9 +130,18 @@ class JVPTrace(Trace):
         return primal if aval.dtype.kind != "f" else self.tracer_type(self, primal, tangent, aval)
 
     def process_primitive(self, primitive, args, params):
-        pairs = [self.to_primal_tangent_pair(x) for x in args]
-        primals, tangents = [p for p, _ in pairs], [t for _, t in pairs]
-        if all(type(t) is Zero for t in tangents):  # no tracer of its own
+        # Written out rather than with to_primal_tangent_pair: every operation under
+        # jvp, linearize and grad passes here.
+        primals, tangents, all_zero = [], [], True
+        for x in args:
+            if isinstance(x, JVPTracer) and x._trace.tag is self.tag:
+                primals.append(x.primal)
+                tangents.append(x.tangent)
+                all_zero = False
+            else:  # a constant: zero tangent
+                primals.append(x)
+                tangents.append(Zero(get_aval(x)))
+        if all_zero:
             return primitive.bind_with_trace(self.parent_trace, primals, params)
         rule = primitive_jvps.get(primitive)
         if rule is not None:

@@ -35,11 +35,15 @@ def _same_as_input(x: ShapedArray, **_) -> ShapedArray:
 
 
 def _elementwise(*avals: ShapedArray, **_) -> ShapedArray:
+    # A loop, not any()/all(): every binary operation's type is found here.
     first = avals[0]
-    if any(a.shape != first.shape or a.dtype != first.dtype for a in avals[1:]):
-        raise TypeError(f"lax operations need operands of equal shape and dtype, got "
-                        f"{', '.join(a.str_short() for a in avals)}")
-    weak_type = all(a.weak_type for a in avals)
+    weak_type = first.weak_type
+    for aval in avals[1:]:
+        if aval.shape != first.shape or aval.dtype != first.dtype:
+            raise TypeError(
+                f"lax operations need operands of equal shape and dtype, got "
+                f"{', '.join(a.str_short() for a in avals)}")
+        weak_type = weak_type and aval.weak_type
     return first if first.weak_type == weak_type else first.update(weak_type=weak_type)
 
 
