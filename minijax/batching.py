@@ -162,6 +162,11 @@ def _at_front(axis_size: int, x, dim):
     return move_batch_axis(axis_size, dim, 0, x)
 
 
+def _shift(axes) -> tuple:
+    """Axes of one example, as counted in the batch with its batch axis at the front."""
+    return tuple(a + 1 for a in axes)
+
+
 def _elementwise_rule(primitive):
     """Elementwise primitives: line the batch axes up at the front, then apply.
     (Operands have equal per-example shapes: minijax.numpy broadcast them.)"""
@@ -189,14 +194,13 @@ def _reduce_rule(primitive):
     def rule(axis_size, vals, dims, *, axes):
         (x,), (d,) = vals, dims
         x = _at_front(axis_size, x, d)
-        return primitive.bind(x, axes=tuple(a + 1 for a in axes)), 0
+        return primitive.bind(x, axes=_shift(axes)), 0
     primitive_batchers[primitive] = rule
 
 
 def _broadcast_in_dim_rule(axis_size, vals, dims, *, shape, broadcast_dimensions):
     x = _at_front(axis_size, vals[0], dims[0])
-    return lax.broadcast_in_dim(x, (axis_size, *shape),
-                                (0, *[d + 1 for d in broadcast_dimensions])), 0
+    return lax.broadcast_in_dim(x, (axis_size, *shape), (0, *_shift(broadcast_dimensions))), 0
 
 
 def _rev_rule(axis_size, vals, dims, *, dimensions):
@@ -213,7 +217,7 @@ def _pad_rule(axis_size, vals, dims, *, padding_config):
     return lax.pad(x, padding_value, ((0, 0, 0), *padding_config)), 0
 
 
-def _shifted_params_rule(primitive, shifted: Callable[..., dict]) -> None:
+def _at_front_rule(primitive, shifted: Callable[..., dict]) -> None:
     """Primitives whose operands all get their batch axis at the front, and whose
     parameters, ``shifted(axis_size, **params)``, then count that axis too."""
     def rule(axis_size, vals, dims, **params):
@@ -225,21 +229,20 @@ def _shifted_params_rule(primitive, shifted: Callable[..., dict]) -> None:
 def _dot_general_rule(axis_size, vals, dims, *, dimension_numbers, preferred_element_type):
     (x, y), (x_dim, y_dim) = vals, dims
     (x_contract, y_contract), (x_batch, y_batch) = dimension_numbers
-    shift = lambda axes: tuple(a + 1 for a in axes)  # noqa: E731
     if x_dim is not not_mapped and y_dim is not not_mapped:
         # Both batched: the vmapped axis becomes one more batch axis of dot_general.
         x, y = _at_front(axis_size, x, x_dim), _at_front(axis_size, y, y_dim)
-        numbers = ((shift(x_contract), shift(y_contract)),
-                   ((0, *shift(x_batch)), (0, *shift(y_batch))))
+        numbers = ((_shift(x_contract), _shift(y_contract)),
+                   ((0, *_shift(x_batch)), (0, *_shift(y_batch))))
         return lax.dot_general(x, y, numbers, preferred_element_type), 0
     if x_dim is not not_mapped:
         # Only x: its vmapped axis is a free axis, the first of x's free axes.
         x = _at_front(axis_size, x, x_dim)
-        numbers = ((shift(x_contract), y_contract), (shift(x_batch), y_batch))
+        numbers = ((_shift(x_contract), y_contract), (_shift(x_batch), y_batch))
         return lax.dot_general(x, y, numbers, preferred_element_type), len(x_batch)
     y = _at_front(axis_size, y, y_dim)
     x_free = get_aval(x).ndim - len(x_contract) - len(x_batch)
-    numbers = ((x_contract, shift(y_contract)), (x_batch, shift(y_batch)))
+    numbers = ((x_contract, _shift(y_contract)), (x_batch, _shift(y_batch)))
     return lax.dot_general(x, y, numbers, preferred_element_type), len(x_batch) + x_free
 
 
@@ -281,14 +284,12 @@ primitive_batchers.update({
     lax.pad_p: _pad_rule,
     lax.dot_general_p: _dot_general_rule,
 })
-_shifted_params_rule(lax.reshape_p, lambda n, new_sizes: dict(new_sizes=(n, *new_sizes)))
-_shifted_params_rule(lax.squeeze_p, lambda n, dimensions: dict(
-    dimensions=tuple(d + 1 for d in dimensions)))
-_shifted_params_rule(lax.transpose_p, lambda n, permutation: dict(
-    permutation=(0, *[p + 1 for p in permutation])))
-_shifted_params_rule(lax.slice_p, lambda n, start_indices, limit_indices, strides: dict(
+_at_front_rule(lax.reshape_p, lambda n, new_sizes: dict(new_sizes=(n, *new_sizes)))
+_at_front_rule(lax.squeeze_p, lambda n, dimensions: dict(dimensions=_shift(dimensions)))
+_at_front_rule(lax.transpose_p, lambda n, permutation: dict(permutation=(0, *_shift(permutation))))
+_at_front_rule(lax.slice_p, lambda n, start_indices, limit_indices, strides: dict(
     start_indices=(0, *start_indices), limit_indices=(n, *limit_indices),
     strides=None if strides is None else (1, *strides)))
-_shifted_params_rule(lax.concatenate_p, lambda n, dimension: dict(dimension=dimension + 1))
+_at_front_rule(lax.concatenate_p, lambda n, dimension: dict(dimension=dimension + 1))
 # Evaluating custom_lin raises JAX's error, batched or not.
 primitive_batchers[custom_lin_p] = lambda n, vals, dims, **ps: custom_lin_p.impl(*vals, **ps)

@@ -279,8 +279,7 @@ def _bind_nondiff_args(fun, jvp, args, nondiff_argnums):
     n = len(traced)
 
     def fun_dyn(*dyn):  # dyn: the traced non-differentiable values, then the others
-        values = {**fixed, **dict(zip(traced, dyn[:n])), **dict(zip(diff, dyn[n:]))}
-        return fun(*[values[i] for i in range(len(args))])
+        return fun(*_merge({**fixed, **dict(zip(traced, dyn[:n]))}, len(args), dyn[n:]))
 
     def jvp_dyn(primals, tangents):
         nondiff = {**fixed, **dict(zip(traced, primals[:n]))}
@@ -419,6 +418,8 @@ def _name(f) -> str:
 
 
 def _merge(nondiff: dict, count: int, dynamic) -> list:
+    """``count`` arguments in order: those of ``nondiff`` at their positions, the
+    ``dynamic`` ones in the others."""
     dynamic = iter(dynamic)
     return [nondiff[i] if i in nondiff else next(dynamic) for i in range(count)]
 
