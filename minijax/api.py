@@ -234,12 +234,10 @@ def grad(fun: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = Fals
 
 def _check_argnums(argnums, args) -> tuple[int, ...]:
     positions = (argnums,) if isinstance(argnums, int) else tuple(argnums)
-    for i in positions:
-        if not -len(args) <= i < len(args):
-            raise TypeError(
-                f"differentiating with respect to argnums={argnums} requires at least "
-                f"{max(positions) + 1} positional arguments to be passed by the caller, "
-                f"but got only {len(args)} positional arguments.")
+    if any(not -len(args) <= i < len(args) for i in positions):
+        raise TypeError(f"differentiating with respect to argnums={argnums} requires at least "
+                        f"{max(positions) + 1} positional arguments to be passed by the caller, "
+                        f"but got only {len(args)} positional arguments.")
     return tuple(i % len(args) for i in positions)
 
 

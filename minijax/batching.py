@@ -108,9 +108,8 @@ def vmap_flat(f: Callable, axis_size: int, in_dims, args, tag: TraceTag | None =
     may close over, are batched values too."""
     with take_current_trace() as parent:
         trace = BatchTrace(parent, TraceTag() if tag is None else tag, axis_size)
-        tracers = [trace.new_tracer(x, d) for x, d in zip(args, in_dims)]
         with set_current_trace(trace):
-            outs = f(*tracers)
+            outs = f(*[trace.new_tracer(x, d) for x, d in zip(args, in_dims)])
         infos = [trace.to_batch_info(out) for out in outs]
         trace.invalidate()
     return [v for v, _ in infos], [d for _, d in infos]
@@ -213,8 +212,7 @@ def _pad_rule(axis_size, vals, dims, *, padding_config):
     (x, padding_value), (d, pad_dim) = vals, dims
     if pad_dim is not not_mapped:
         raise NotImplementedError("batching pad with a per-example padding value")
-    x = _at_front(axis_size, x, d)
-    return lax.pad(x, padding_value, ((0, 0, 0), *padding_config)), 0
+    return lax.pad(_at_front(axis_size, x, d), padding_value, ((0, 0, 0), *padding_config)), 0
 
 
 def _at_front_rule(primitive, shifted: Callable[..., dict]) -> None:

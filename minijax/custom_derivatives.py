@@ -84,8 +84,8 @@ class CustomVJPCallPrimitive(Primitive):
     def get_bind_params(self, params: dict) -> tuple[list, dict]:
         # num_consts stays: differentiation must know which arguments were closed over.
         params = dict(params)
-        fun = jaxpr_as_fun(params.pop("call_jaxpr"))
-        return [fun, params.pop("fwd"), params.pop("bwd")], params
+        call_jaxpr = params.pop("call_jaxpr")
+        return [jaxpr_as_fun(call_jaxpr), params.pop("fwd"), params.pop("bwd")], params
 
 
 custom_jvp_call_p = CustomJVPCallPrimitive("custom_jvp_call")
