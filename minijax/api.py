@@ -17,7 +17,7 @@ from minijax.lax import lax
 from minijax.ad import (
     UndefinedPrimal, Zero, backward_pass, jvp_flat, linearize_flat, zeros_like_aval)
 from minijax.batching import move_batch_axis, not_mapped, vmap_flat
-from minijax.core import ShapedArray, get_aval, to_array
+from minijax.core import get_aval, to_array
 from minijax.jaxpr import ClosedJaxpr, eval_jaxpr
 from minijax.pjit import jit
 from minijax.tree_util import (
@@ -80,6 +80,10 @@ def make_jaxpr(fun: Callable, static_argnums: int | tuple[int, ...] = ()) -> Cal
     return make
 
 
+_INCONSISTENT_TANGENTS = ("linearized function called on tangent values inconsistent with "
+                          "the original primal values:")
+
+
 def linearize(fun: Callable, *primals) -> tuple[Any, Callable]:
     """``fun``'s output at ``primals`` and its JVP there as a linear function of tangents."""
     primals_flat, in_tree = tree_flatten(primals)
@@ -89,14 +93,12 @@ def linearize(fun: Callable, *primals) -> tuple[Any, Callable]:
     def f_jvp(*tangents):
         tangents_flat, tree = tree_flatten(tangents)
         if tree != in_tree:
-            raise TypeError(f"linearized function called on tangent values inconsistent "
-                            f"with the original primal values: expected {in_tree}, got {tree}")
+            raise TypeError(f"{_INCONSISTENT_TANGENTS} expected {in_tree}, got {tree}")
         for p, t in zip(primals_flat, tangents_flat):
             primal, tangent = get_aval(p), get_aval(t)
             if (tangent.shape, tangent.dtype) != (primal.shape, primal.to_tangent_aval().dtype):
-                raise ValueError(f"linearized function called on tangent values inconsistent "
-                                 f"with the original primal values:\nGot tangent aval "
-                                 f"{tangent} for primal aval {primal} but expected "
+                raise ValueError(f"{_INCONSISTENT_TANGENTS}\nGot tangent aval {tangent} for "
+                                 f"primal aval {primal} but expected "
                                  f"{primal.to_tangent_aval()}.")
         outs = iter(eval_jaxpr(jaxpr, residuals, *tangents_flat))
         tangents_out = [next(outs) if nz else _instantiate(Zero(get_aval(p)))
@@ -138,8 +140,17 @@ def _checked_pullback(out_struct, out_avals: list, pullback: Callable, residuals
     if tree != out_struct:
         raise ValueError(f"Tree structure of cotangent input {tree}, does not match "
                          f"structure of primal output {out_struct}.")
-    for ct, aval in zip(cts_flat, out_avals):
-        _check_cotangent(get_aval(ct), aval)
+    for ct, primal_aval in zip(cts_flat, out_avals):
+        # As JAX checks it: a cotangent must have its output's shape, and a float dtype
+        # if the output is a float, any dtype if not (its cotangent is zero anyway).
+        ct_aval, expected = get_aval(ct), primal_aval.to_tangent_aval()
+        if ct_aval.shape != expected.shape or (dtypes.is_float(expected.dtype) and not
+                                               dtypes.is_float(ct_aval.dtype)):
+            raise ValueError(f"unexpected JAX type (e.g. shape/dtype) for argument to VJP "
+                             f"function: got {ct_aval.str_short(False)}, but expected "
+                             f"{expected.str_short(False)} because the corresponding output "
+                             f"of the differentiated function had JAX type "
+                             f"{primal_aval.str_short(False)}")
     return pullback(residuals, cts_flat)
 
 
@@ -179,19 +190,6 @@ def _split_aux(fun: Callable) -> Callable:
     return with_aux_as_output
 
 
-def _check_cotangent(ct_aval: ShapedArray, primal_aval: ShapedArray) -> None:
-    """As JAX checks it: a cotangent must have its output's shape, and a float dtype
-    if the output is a float, any dtype if not (its cotangent is zero anyway)."""
-    expected = primal_aval.to_tangent_aval()
-    if ct_aval.shape != expected.shape or (dtypes.is_float(expected.dtype) and not
-                                           dtypes.is_float(ct_aval.dtype)):
-        raise ValueError(f"unexpected JAX type (e.g. shape/dtype) for argument to VJP "
-                         f"function: got {ct_aval.str_short(False)}, but expected "
-                         f"{expected.str_short(False)} because the corresponding output of "
-                         f"the differentiated function had JAX type "
-                         f"{primal_aval.str_short(False)}")
-
-
 def value_and_grad(fun: Callable, argnums: int | tuple[int, ...] = 0,
                    has_aux: bool = False, allow_int: bool = False) -> Callable:
     """A function returning ``fun``'s value and its gradient with respect to the
@@ -201,9 +199,9 @@ def value_and_grad(fun: Callable, argnums: int | tuple[int, ...] = 0,
     @functools.wraps(fun)
     def value_and_grad_f(*args, **kwargs):
         positions = _check_argnums(argnums, args)
-        for i in positions:
-            for leaf in tree_leaves(args[i]):
-                _check_input_dtype(leaf, allow_int)
+        diff_args = tuple(args[i] for i in positions)
+        for leaf in tree_leaves(diff_args):
+            _check_input_dtype(leaf, allow_int)
 
         def fun_of_diff_args(*diff_args):
             full = list(args)
@@ -211,7 +209,6 @@ def value_and_grad(fun: Callable, argnums: int | tuple[int, ...] = 0,
                 full[i] = a
             return fun(*full, **kwargs)  # keyword arguments are not differentiated
 
-        diff_args = tuple(args[i] for i in positions)
         ans, aux, _, pullback, residuals = _vjp(fun_of_diff_args, diff_args, has_aux)
         _check_scalar(ans)
         grads = pullback(residuals, [lax.full_like(ans, 1)])
@@ -229,22 +226,18 @@ def grad(fun: Callable, argnums: int | tuple[int, ...] = 0, has_aux: bool = Fals
 
     @functools.wraps(fun)
     def grad_f(*args, **kwargs):
-        if has_aux:
-            (_, aux), g = value_and_grad_f(*args, **kwargs)
-            return g, aux
-        return value_and_grad_f(*args, **kwargs)[1]
+        value, g = value_and_grad_f(*args, **kwargs)
+        return (g, value[1]) if has_aux else g
 
     return grad_f
 
 
 def _check_argnums(argnums, args) -> tuple[int, ...]:
     positions = (argnums,) if isinstance(argnums, int) else tuple(argnums)
-    for i in positions:
-        if not -len(args) <= i < len(args):
-            raise TypeError(
-                f"differentiating with respect to argnums={argnums} requires at least "
-                f"{max(positions) + 1} positional arguments to be passed by the caller, "
-                f"but got only {len(args)} positional arguments.")
+    if any(not -len(args) <= i < len(args) for i in positions):
+        raise TypeError(f"differentiating with respect to argnums={argnums} requires at least "
+                        f"{max(positions) + 1} positional arguments to be passed by the caller, "
+                        f"but got only {len(args)} positional arguments.")
     return tuple(i % len(args) for i in positions)
 
 
@@ -258,8 +251,7 @@ def _check_input_dtype(x, allow_int: bool) -> None:
 
 
 def _check_scalar(x) -> None:
-    leaves, tree = tree_flatten(x)
-    if len(leaves) != 1 or tree.node_type is not None:
+    if tree_structure(x).node_type is not None:  # not a single leaf
         raise TypeError(f"Gradient only defined for scalar-output functions. Output was {x}.")
     aval = get_aval(x)
     if aval.shape != ():
@@ -288,18 +280,16 @@ def _axis_size(fun: Callable, args: tuple, args_flat: list, in_axes: list,
 
 def _inconsistent_sizes(fun, args, args_flat, in_axes, sizes, axis_size) -> str:
     """JAX's message: each size found, most common first, with an argument that has it."""
-    leaves = [f"{name} of type {get_aval(x).str_short(short_dtypes=False)}"
-              for name, x in zip(_leaf_names(fun, args), args_flat)]
+    names = _leaf_names(fun, args)
     lines = [] if axis_size is None else [f"  * the `axis_size` argument was {axis_size}"]
     counts = collections.Counter(s for s in sizes if s is not None).most_common()
     for rank, (size, count) in enumerate(counts):
         i = sizes.index(size)
-        example = f"axis {in_axes[i]} of {leaves[i]}"
-        if count == 1:
-            lines.append(f"  * one axis had size {size}: {example}")
-        else:
-            lines.append(f"  * {'most' if rank == 0 else 'some'} axes ({count} of them) "
-                         f"had size {size}, e.g. {example}")
+        example = (f"axis {in_axes[i]} of {names[i]} of type "
+                   f"{get_aval(args_flat[i]).str_short(short_dtypes=False)}")
+        lines.append(f"  * one axis had size {size}: {example}" if count == 1 else
+                     f"  * {'most' if rank == 0 else 'some'} axes ({count} of them) "
+                     f"had size {size}, e.g. {example}")
     return "vmap got inconsistent sizes for array axes to be mapped:\n" + ";\n".join(lines)
 
 
@@ -314,6 +304,10 @@ def _leaf_names(fun: Callable, args: tuple) -> list[str]:
             for i, arg in enumerate(args) for path in leaf_paths(arg)]
 
 
+_IN_AXES_MUST = ("vmap in_axes must be an int, None, or a tuple of entries corresponding to "
+                 "the positional arguments passed to the function, but got ")
+
+
 def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0,
          axis_size: int | None = None) -> Callable:
     """Map ``fun`` over axis ``in_axes`` of its arguments, stacking results at ``out_axes``.
@@ -326,9 +320,7 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0,
     if isinstance(in_axes, list):
         in_axes = tuple(in_axes)  # JAX accepts a list here, meaning a tuple
     if not (in_axes is None or type(in_axes) in (int, tuple)):
-        raise TypeError(f"vmap in_axes must be an int, None, or a tuple of entries "
-                        f"corresponding to the positional arguments passed to the "
-                        f"function, but got {in_axes}.")
+        raise TypeError(f"{_IN_AXES_MUST}{in_axes}.")
     for what, axes in (("in_axes", in_axes), ("out_axes", out_axes)):
         if not all(type(axis) is int for axis in tree_leaves(axes)):
             raise TypeError(f"vmap {what} must be an int, None, or (nested) container "
@@ -338,12 +330,9 @@ def vmap(fun: Callable, in_axes: Any = 0, out_axes: Any = 0,
     def batched_fun(*args):
         if isinstance(in_axes, tuple) and len(in_axes) != len(args):
             raise ValueError(
-                f"vmap in_axes must be an int, None, or a tuple of entries corresponding "
-                f"to the positional arguments passed to the function, but got "
-                f"len(in_axes)={len(in_axes)}, len(args)={len(args)}")
+                f"{_IN_AXES_MUST}len(in_axes)={len(in_axes)}, len(args)={len(args)}")
         args_flat, in_tree = tree_flatten(args)
-        axes_flat = _axes_per_leaf(in_axes if isinstance(in_axes, tuple) else
-                                      (in_axes,) * len(args), args, "in_axes")
+        axes_flat = _axes_per_leaf(in_axes, args, "in_axes")
         normalized = [_in_axis(ax, x) for x, ax in zip(args_flat, axes_flat)]
         size = _axis_size(fun, args, args_flat, axes_flat, axis_size)  # axes as given
         flat_fun, out_tree = flatten_fun(fun, in_tree)

@@ -80,26 +80,22 @@ class BatchTrace(Trace):
     def process_custom_vjp_call(self, primitive, fun, fwd, bwd, args, **params):
         vals, dims = zip(*map(self.to_batch_info, args)) if args else ((), ())
         batch = functools.partial(batch_subtrace, self.tag, self.axis_size)
+
+        @functools.wraps(bwd)
+        def bwd_batched(*residuals_and_cts):
+            # Each input's cotangent in the layout of that input: its batch axis where
+            # the input has it, or, for an input that is not batched (one value shared
+            # by the whole batch), the sum over the batch.
+            return [lax.reduce_sum(ct, (0,)) if d is not_mapped
+                    else move_batch_axis(self.axis_size, 0, d, ct)
+                    for ct, d in zip(batch(bwd)(*residuals_and_cts), dims)]
+
         # fwd's outputs and residuals, and bwd's inputs, are all batched at axis 0,
         # so the batched rules agree with each other.
         outs = primitive.bind_with_trace(
             self.parent_trace, (batch(fun, dims), batch(fwd, dims + (not_mapped,) * len(dims)),
-                                _batch_bwd(bwd, self.tag, self.axis_size, dims), *vals), params)
+                                bwd_batched, *vals), params)
         return [BatchTracer(self, o, 0) for o in outs]
-
-
-def _batch_bwd(bwd: Callable, tag: TraceTag, axis_size: int, in_dims) -> Callable:
-    """bwd batched at axis 0, returning each input's cotangent in the layout of
-    that input: its batch axis where the input has it, or, for an input that is
-    not batched (one value shared by the whole batch), the sum over the batch."""
-    bwd_at_front = batch_subtrace(tag, axis_size, bwd)
-
-    @functools.wraps(bwd)
-    def bwd_batched(*residuals_and_cts):
-        cts = bwd_at_front(*residuals_and_cts)
-        return [lax.reduce_sum(ct, (0,)) if d is not_mapped
-                else move_batch_axis(axis_size, 0, d, ct) for ct, d in zip(cts, in_dims)]
-    return bwd_batched
 
 
 primitive_batchers: dict = {}
@@ -112,9 +108,8 @@ def vmap_flat(f: Callable, axis_size: int, in_dims, args, tag: TraceTag | None =
     may close over, are batched values too."""
     with take_current_trace() as parent:
         trace = BatchTrace(parent, TraceTag() if tag is None else tag, axis_size)
-        tracers = [trace.new_tracer(x, d) for x, d in zip(args, in_dims)]
         with set_current_trace(trace):
-            outs = f(*tracers)
+            outs = f(*[trace.new_tracer(x, d) for x, d in zip(args, in_dims)])
         infos = [trace.to_batch_info(out) for out in outs]
         trace.invalidate()
     return [v for v, _ in infos], [d for _, d in infos]
@@ -166,6 +161,11 @@ def _at_front(axis_size: int, x, dim):
     return move_batch_axis(axis_size, dim, 0, x)
 
 
+def _shift(axes) -> tuple:
+    """Axes of one example, as counted in the batch with its batch axis at the front."""
+    return tuple(a + 1 for a in axes)
+
+
 def _elementwise_rule(primitive):
     """Elementwise primitives: line the batch axes up at the front, then apply.
     (Operands have equal per-example shapes: minijax.numpy broadcast them.)"""
@@ -193,29 +193,13 @@ def _reduce_rule(primitive):
     def rule(axis_size, vals, dims, *, axes):
         (x,), (d,) = vals, dims
         x = _at_front(axis_size, x, d)
-        return primitive.bind(x, axes=tuple(a + 1 for a in axes)), 0
+        return primitive.bind(x, axes=_shift(axes)), 0
     primitive_batchers[primitive] = rule
 
 
 def _broadcast_in_dim_rule(axis_size, vals, dims, *, shape, broadcast_dimensions):
     x = _at_front(axis_size, vals[0], dims[0])
-    return lax.broadcast_in_dim(x, (axis_size, *shape),
-                                (0, *[d + 1 for d in broadcast_dimensions])), 0
-
-
-def _reshape_rule(axis_size, vals, dims, *, new_sizes):
-    x = _at_front(axis_size, vals[0], dims[0])
-    return lax.reshape(x, (axis_size, *new_sizes)), 0
-
-
-def _squeeze_rule(axis_size, vals, dims, *, dimensions):
-    x = _at_front(axis_size, vals[0], dims[0])
-    return lax.squeeze(x, tuple(d + 1 for d in dimensions)), 0
-
-
-def _transpose_rule(axis_size, vals, dims, *, permutation):
-    x = _at_front(axis_size, vals[0], dims[0])
-    return lax.transpose(x, (0, *[p + 1 for p in permutation])), 0
+    return lax.broadcast_in_dim(x, (axis_size, *shape), (0, *_shift(broadcast_dimensions))), 0
 
 
 def _rev_rule(axis_size, vals, dims, *, dimensions):
@@ -224,43 +208,39 @@ def _rev_rule(axis_size, vals, dims, *, dimensions):
     return lax.rev(x, tuple(i + 1 if i >= d else i for i in dimensions)), d
 
 
-def _slice_rule(axis_size, vals, dims, *, start_indices, limit_indices, strides):
-    x = _at_front(axis_size, vals[0], dims[0])
-    return lax.slice(x, (0, *start_indices), (axis_size, *limit_indices),
-                     None if strides is None else (1, *strides)), 0
-
-
 def _pad_rule(axis_size, vals, dims, *, padding_config):
     (x, padding_value), (d, pad_dim) = vals, dims
     if pad_dim is not not_mapped:
         raise NotImplementedError("batching pad with a per-example padding value")
-    x = _at_front(axis_size, x, d)
-    return lax.pad(x, padding_value, ((0, 0, 0), *padding_config)), 0
+    return lax.pad(_at_front(axis_size, x, d), padding_value, ((0, 0, 0), *padding_config)), 0
 
 
-def _concatenate_rule(axis_size, vals, dims, *, dimension):
-    vals = [_at_front(axis_size, v, d) for v, d in zip(vals, dims)]
-    return lax.concatenate(vals, dimension + 1), 0
+def _at_front_rule(primitive, shifted: Callable[..., dict]) -> None:
+    """Primitives whose operands all get their batch axis at the front, and whose
+    parameters, ``shifted(axis_size, **params)``, then count that axis too."""
+    def rule(axis_size, vals, dims, **params):
+        vals = [_at_front(axis_size, v, d) for v, d in zip(vals, dims)]
+        return primitive.bind(*vals, **shifted(axis_size, **params)), 0
+    primitive_batchers[primitive] = rule
 
 
 def _dot_general_rule(axis_size, vals, dims, *, dimension_numbers, preferred_element_type):
     (x, y), (x_dim, y_dim) = vals, dims
     (x_contract, y_contract), (x_batch, y_batch) = dimension_numbers
-    shift = lambda axes: tuple(a + 1 for a in axes)  # noqa: E731
     if x_dim is not not_mapped and y_dim is not not_mapped:
         # Both batched: the vmapped axis becomes one more batch axis of dot_general.
         x, y = _at_front(axis_size, x, x_dim), _at_front(axis_size, y, y_dim)
-        numbers = ((shift(x_contract), shift(y_contract)),
-                   ((0, *shift(x_batch)), (0, *shift(y_batch))))
+        numbers = ((_shift(x_contract), _shift(y_contract)),
+                   ((0, *_shift(x_batch)), (0, *_shift(y_batch))))
         return lax.dot_general(x, y, numbers, preferred_element_type), 0
     if x_dim is not not_mapped:
         # Only x: its vmapped axis is a free axis, the first of x's free axes.
         x = _at_front(axis_size, x, x_dim)
-        numbers = ((shift(x_contract), y_contract), (shift(x_batch), y_batch))
+        numbers = ((_shift(x_contract), y_contract), (_shift(x_batch), y_batch))
         return lax.dot_general(x, y, numbers, preferred_element_type), len(x_batch)
     y = _at_front(axis_size, y, y_dim)
     x_free = get_aval(x).ndim - len(x_contract) - len(x_batch)
-    numbers = ((x_contract, shift(y_contract)), (x_batch, shift(y_batch)))
+    numbers = ((x_contract, _shift(y_contract)), (x_batch, _shift(y_batch)))
     return lax.dot_general(x, y, numbers, preferred_element_type), len(x_batch) + x_free
 
 
@@ -287,31 +267,27 @@ def vmap_jaxpr(jaxpr: Jaxpr, axis_size: int, dims_in: tuple,
     return convert_constvars_jaxpr(new_jaxpr), consts, out_batched
 
 
-for _p in (lax.neg_p, lax.sign_p, lax.floor_p, lax.ceil_p, lax.round_p, lax.sin_p,
-           lax.cos_p, lax.tan_p, lax.tanh_p, lax.exp_p, lax.log_p, lax.log1p_p, lax.expm1_p,
-           lax.sqrt_p, lax.abs_p, lax.is_finite_p, lax.add_p, lax.sub_p, lax.mul_p,
-           lax.div_p, lax.max_p, lax.min_p, lax.pow_p, lax.lt_p, lax.le_p, lax.gt_p, lax.ge_p, lax.eq_p, lax.ne_p,
+for _p in (lax.neg_p, lax.sign_p, lax.floor_p, lax.ceil_p, lax.round_p, lax.sin_p, lax.cos_p,
+           lax.tan_p, lax.tanh_p, lax.exp_p, lax.log_p, lax.log1p_p, lax.expm1_p, lax.sqrt_p,
+           lax.abs_p, lax.is_finite_p, lax.add_p, lax.sub_p, lax.mul_p, lax.div_p, lax.max_p,
+           lax.min_p, lax.pow_p, lax.lt_p, lax.le_p, lax.gt_p, lax.ge_p, lax.eq_p, lax.ne_p,
            lax.integer_pow_p, lax.convert_element_type_p, add_jaxvals_p):
     _elementwise_rule(_p)
-_reduce_rule(lax.reduce_sum_p)
-_reduce_rule(lax.reduce_max_p)
-_reduce_rule(lax.reduce_min_p)
+for _p in (lax.reduce_sum_p, lax.reduce_max_p, lax.reduce_min_p):
+    _reduce_rule(_p)
 primitive_batchers.update({
     lax.select_n_p: _select_n_rule,
     lax.broadcast_in_dim_p: _broadcast_in_dim_rule,
-    lax.reshape_p: _reshape_rule,
-    lax.squeeze_p: _squeeze_rule,
-    lax.transpose_p: _transpose_rule,
     lax.rev_p: _rev_rule,
-    lax.slice_p: _slice_rule,
     lax.pad_p: _pad_rule,
     lax.dot_general_p: _dot_general_rule,
-    lax.concatenate_p: _concatenate_rule,
 })
-
-
-def _no_forward_mode(axis_size, vals, dims, **params):
-    return custom_lin_p.impl(*vals, **params)  # raises JAX's error
-
-
-primitive_batchers[custom_lin_p] = _no_forward_mode
+_at_front_rule(lax.reshape_p, lambda n, new_sizes: dict(new_sizes=(n, *new_sizes)))
+_at_front_rule(lax.squeeze_p, lambda n, dimensions: dict(dimensions=_shift(dimensions)))
+_at_front_rule(lax.transpose_p, lambda n, permutation: dict(permutation=(0, *_shift(permutation))))
+_at_front_rule(lax.slice_p, lambda n, start_indices, limit_indices, strides: dict(
+    start_indices=(0, *start_indices), limit_indices=(n, *limit_indices),
+    strides=None if strides is None else (1, *strides)))
+_at_front_rule(lax.concatenate_p, lambda n, dimension: dict(dimension=dimension + 1))
+# Evaluating custom_lin raises JAX's error, batched or not.
+primitive_batchers[custom_lin_p] = lambda n, vals, dims, **ps: custom_lin_p.impl(*vals, **ps)

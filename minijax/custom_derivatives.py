@@ -279,8 +279,7 @@ def _bind_nondiff_args(fun, jvp, args, nondiff_argnums):
     n = len(traced)
 
     def fun_dyn(*dyn):  # dyn: the traced non-differentiable values, then the others
-        values = {**fixed, **dict(zip(traced, dyn[:n])), **dict(zip(diff, dyn[n:]))}
-        return fun(*[values[i] for i in range(len(args))])
+        return fun(*_merge({**fixed, **dict(zip(traced, dyn[:n]))}, len(args), dyn[n:]))
 
     def jvp_dyn(primals, tangents):
         nondiff = {**fixed, **dict(zip(traced, primals[:n]))}
@@ -387,8 +386,7 @@ class custom_vjp(_CustomDerivative):  # noqa: N801  (JAX's name)
         """Set the rules.  With ``symbolic_zeros``, ``fwd`` receives a
         ``CustomVJPPrimal`` in place of each leaf of its arguments, and ``bwd`` a
         ``SymbolicZero`` for each output cotangent known to be zero."""
-        self.fwd = fwd
-        self.bwd = bwd
+        self.fwd, self.bwd = fwd, bwd
         self.symbolic_zeros = symbolic_zeros
 
     def __call__(self, *args, **kwargs):
@@ -420,6 +418,8 @@ def _name(f) -> str:
 
 
 def _merge(nondiff: dict, count: int, dynamic) -> list:
+    """``count`` arguments in order: those of ``nondiff`` at their positions, the
+    ``dynamic`` ones in the others."""
     dynamic = iter(dynamic)
     return [nondiff[i] if i in nondiff else next(dynamic) for i in range(count)]
 
@@ -439,6 +439,8 @@ def _flatten_fwd(fwd: Callable, in_tree, out_tree: Store, res_tree: Store,
                  primal_name: str, fwd_name: str, symbolic_zeros: bool) -> Callable:
     """fwd as a function of the flat primals followed by a flag per primal, true if
     it carries a tangent; it returns the flat outputs then the flat residuals."""
+    must = f"Custom VJP fwd rule {fwd_name} for function {primal_name} must produce"
+
     def flat_fwd(*primals_and_perturbed):
         n = len(primals_and_perturbed) // 2
         args = primals_and_perturbed[:n]
@@ -446,16 +448,14 @@ def _flatten_fwd(fwd: Callable, in_tree, out_tree: Store, res_tree: Store,
             args = list(map(CustomVJPPrimal, args, primals_and_perturbed[n:]))
         pair = fwd(*tree_unflatten(in_tree, args))
         if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-            raise TypeError(f"Custom VJP fwd rule {fwd_name} for function {primal_name} "
-                            f"must produce a pair (list or tuple of length two) where the "
-                            f"first element represents the primal output and the second "
-                            f"the residuals, but got {pair}.")
+            raise TypeError(f"{must} a pair (list or tuple of length two) where the first "
+                            f"element represents the primal output and the second the "
+                            f"residuals, but got {pair}.")
         outs, tree = tree_flatten(pair[0])
         residuals, residual_tree = tree_flatten(pair[1])
         if out_tree.is_set() and out_tree.get() != tree:
-            raise TypeError(f"Custom VJP fwd rule {fwd_name} for function {primal_name} "
-                            f"must produce a primal output with the structure of "
-                            f"{primal_name}'s output, {out_tree.get()}, but it had {tree}.")
+            raise TypeError(f"{must} a primal output with the structure of {primal_name}'s "
+                            f"output, {out_tree.get()}, but it had {tree}.")
         out_tree.set(tree)
         res_tree.set(residual_tree)
         return [*outs, *residuals]
