@@ -82,39 +82,31 @@ def while_loop(cond_fun: Callable, body_fun: Callable, init_val):
         raise TypeError(f"cond_fun must return a boolean scalar, but got output type(s) "
                         f"{[a.str_short() for a in cond_jaxpr.out_avals]}.")
     body_jaxpr, body_consts, body_tree = _stage(body_fun, in_tree, avals)
-    promoted = _promote_weak_carry(init_flat, avals, body_jaxpr.out_avals)
+    promoted = _promote_or_check_carry("while_loop", body_fun, init_flat, in_tree, avals,
+                                       body_tree, body_jaxpr.out_avals)
     if promoted is not None:  # stage again, at the carry's new types
         return while_loop(cond_fun, body_fun, tree_unflatten(in_tree, promoted))
-    _check_carry("while_loop", body_fun, in_tree, avals, body_tree, body_jaxpr.out_avals)
     outs = while_p.bind(*cond_consts, *body_consts, *init_flat,
                         cond_jaxpr=cond_jaxpr, body_jaxpr=body_jaxpr,
                         cond_nconsts=len(cond_consts), body_nconsts=len(body_consts))
     return tree_unflatten(in_tree, outs)
 
 
-def _promote_weak_carry(init_flat, in_avals, out_avals) -> list | None:
+def _promote_or_check_carry(name: str, body_fun: Callable, init_flat: list, in_tree, in_avals,
+                            out_tree, out_avals) -> list | None:
     """As in JAX, a weakly typed initial value (a Python number) whose type the body
     changes takes the promoted type, so ``while_loop(c, lambda x: x + 0.5, 0)``
-    carries a float32.  None when nothing is to be promoted."""
-    if len(in_avals) != len(out_avals):
-        return None  # the structures differ: _check_carry reports it
-    mismatched = [a.weak_type and (a.shape, a.dtype) != (b.shape, b.dtype)
-                  for a, b in zip(in_avals, out_avals)]
-    if not any(mismatched):
-        return None
-    return [lax.convert_element_type(
-        x, dtypes.result_type((a.dtype, True), (b.dtype, b.weak_type))[0]) if m else x
-        for x, a, b, m in zip(init_flat, in_avals, out_avals, mismatched)]
-
-
-def _check_carry(name: str, body_fun: Callable, in_tree, in_avals, out_tree, out_avals) -> None:
-    """JAX's errors for a body (of ``name``: while_loop or scan) that changes its carry."""
-    # JAX names each carry component by the body's parameter name and its key path.
-    try:
-        carry_name = next(iter(inspect.signature(body_fun).parameters), None)
-    except (ValueError, TypeError):
-        carry_name = None
-    component = functools.partial(_carry_component, carry_name)
+    carries a float32: the initial carry so promoted, if any.  Else None, once the
+    carry is checked, with JAX's errors for a body (of ``name``: while_loop or scan)
+    that changes its carry."""
+    if len(in_avals) == len(out_avals):  # else the structures differ: reported below
+        mismatched = [a.weak_type and (a.shape, a.dtype) != (b.shape, b.dtype)
+                      for a, b in zip(in_avals, out_avals)]
+        if any(mismatched):
+            return [lax.convert_element_type(
+                x, dtypes.result_type((a.dtype, True), (b.dtype, b.weak_type))[0]) if m else x
+                for x, a, b, m in zip(init_flat, in_avals, out_avals, mismatched)]
+    component = _carry_namer(body_fun)
     if out_tree != in_tree:
         diffs = [f"{component(path)} is a {a} but the corresponding component of the carry "
                  f"output is a {b}, so {why}"
@@ -138,34 +130,37 @@ def _structure_differences(a: PyTreeDef, b: PyTreeDef, path: str = "") -> list:
     down each path.  A leaf is an array's type: ShapedArray."""
     if a.node_type is None and b.node_type is None:
         return []
-    kind = lambda t: str(t.node_type or ShapedArray)  # noqa: E731
     if a.node_type is not b.node_type:
-        return [(path, kind(a), kind(b), "their Python types differ")]
-    n, m = len(a.children), len(b.children)
+        return [(path, *(str(t.node_type or ShapedArray) for t in (a, b)),
+                 "their Python types differ")]
+    kind, n, m = str(a.node_type), len(a.children), len(b.children)
     if a.node_type in (list, tuple) and n != m:
-        name = a.node_type.__name__
-        return [(path, f"{name} of length {n}", f"{name} of length {m}",
+        return [(path, *(f"{a.node_type.__name__} of length {k}" for k in (n, m)),
                  "the lengths do not match")]
     if n != m:
         extra = sorted(set(a.aux_data or ()) ^ set(b.aux_data or ()), key=repr)
         why = "the numbers of children do not match" + (
             f", with the symmetric difference of key sets: {{{' '.join(repr(k) for k in extra)}}}"
             if extra else "")
-        return [(path, f"{kind(a)} with {n} child{'ren' if n > 1 else ''}",
-                 f"{kind(b)} with {m} child{'ren' if m > 1 else ''}", why)]
+        return [(path, *(f"{kind} with {k} child{'ren' if k > 1 else ''}" for k in (n, m)), why)]
     if a.aux_data != b.aux_data:
-        return [(path, f"{kind(a)} with pytree metadata {a.aux_data}",
-                 f"{kind(b)} with pytree metadata {b.aux_data}",
+        return [(path, *(f"{kind} with pytree metadata {t.aux_data}" for t in (a, b)),
                  "the pytree node metadata does not match")]
     return [d for key, x, y in zip(child_keys(a), a.children, b.children)
             for d in _structure_differences(x, y, path + key)]
 
 
-def _carry_component(carry_name: str | None, path: str) -> str:
-    if carry_name:
-        return f"the input carry component {carry_name}{path}" if path else \
-            f"the input carry {carry_name}"
-    return f"the input carry at path {path}" if path else "the input carry"
+def _carry_namer(body_fun: Callable) -> Callable[[str], str]:
+    """How JAX's messages name a component of the carry, given its key path: by the
+    body's parameter name, if it has one, and the path."""
+    try:
+        name = next(iter(inspect.signature(body_fun).parameters), None)
+    except (ValueError, TypeError):
+        name = None
+    if name:
+        return lambda path: f"the input carry component {name}{path}" if path else \
+            f"the input carry {name}"
+    return lambda path: f"the input carry at path {path}" if path else "the input carry"
 
 
 def _type_differences(tree, avals, other_avals, first: Callable, second: str) -> list[str]:
@@ -180,11 +175,10 @@ def _type_differences(tree, avals, other_avals, first: Callable, second: str) ->
 
 
 def _mismatch_extra(a, b) -> str:
-    """What differs between two types, as JAX's ``core.aval_mismatch_extra`` says it."""
-    problems = [what for what, differs in (("the dtypes do not match", a.dtype != b.dtype),
-                                           ("the shapes do not match", a.shape != b.shape))
-                if differs]
-    return ", so " + ", and ".join(problems) if problems else ""
+    """What differs between two types that differ, as JAX's ``core.aval_mismatch_extra``
+    says it."""
+    return ", so " + ", and ".join(f"the {what}s do not match" for what in ("dtype", "shape")
+                                   if getattr(a, what) != getattr(b, what))
 
 
 def _sentences(diffs: list[str], bullet_end: str, last_lead: str) -> str:
@@ -255,15 +249,20 @@ def _register_rules(primitive: Primitive, jvp: Callable, transpose: Callable,
     custom_partial_eval_rules[primitive] = _partial_eval_rule(primitive)
 
 
-def _carry_fixed_point(flags_out: Callable[[list], list], flags: list) -> list:
+def _carry_fixed_point(transform: Callable, flags, num_consts: int, num_carry: int,
+                       num_ys: int = 0) -> tuple[tuple, tuple]:
     """Which carries are unknown, nonzero or batched: those whose initial value is,
-    and those the body makes so from one that is.  Found as JAX does, by running
-    ``flags_out`` (the body's output flags given the carry's) until nothing changes."""
+    and those the body makes so from one that is.  Found as JAX does, by calling
+    ``transform(in_flags, instantiate)`` (the body split, differentiated or batched,
+    its result's third item the output flags) until the carry's flags stop changing.
+    Returns the input flags and the last result."""
+    consts, carry, xs = _split_args(tuple(flags), num_consts, num_carry)
     while True:
-        new = [a or b for a, b in zip(flags, flags_out(flags))]
-        if new == flags:
-            return flags
-        flags = new
+        result = transform((*consts, *carry, *xs), (*carry, *(False,) * num_ys))
+        new = tuple(a or b for a, b in zip(carry, result[2]))
+        if new == carry:
+            return (*consts, *carry, *xs), result
+        carry = new
 
 
 def _bind_while(staged: tuple, cond_consts: list, body_consts: list, carry: list) -> list:
@@ -290,22 +289,16 @@ def _while_jvp(primals, tangents, *, cond_jaxpr, body_jaxpr, cond_nconsts, body_
 @cache_per_jaxpr
 def _jvp_while_jaxprs(cond_jaxpr: Jaxpr, body_jaxpr: Jaxpr, body_nconsts: int):
     body_jvp, jvp_consts, _ = jvp_jaxpr(body_jaxpr, (True,) * len(body_jaxpr.invars), True)
-    carry_avals = body_jaxpr.out_avals
-    num_carry, num_jc = len(carry_avals), len(jvp_consts)
-
-    def cond(*args):  # (cond consts, carry, carry tangents)
-        return jaxpr_as_fun(cond_jaxpr)(*args[:len(args) - num_carry])
-
-    def body(*args):  # (jvp consts, consts, const tangents, carry, carry tangents)
-        jc, consts, rest = _split_args(args, num_jc, body_nconsts)
-        const_dots, carry, carry_dots = _split_args(rest, body_nconsts, num_carry)
-        return jaxpr_as_fun(body_jvp)(*jc, *consts, *carry, *const_dots, *carry_dots)
-
-    const_avals = body_jaxpr.in_avals[:body_nconsts]
-    new_cond, cond_extra = _stage_flat(cond, cond_jaxpr.in_avals + carry_avals)
-    new_body, body_extra = _stage_flat(
-        body, [get_aval(c) for c in jvp_consts] + const_avals * 2 + carry_avals * 2)
-    return new_cond, cond_extra, new_body, [*body_extra, *jvp_consts]
+    num_carry, num_jc = len(body_jaxpr.outvars), len(jvp_consts)
+    # The body's JVP takes (jvp consts, consts, carry, their tangents); the loop puts
+    # each group's tangents after it.  The predicate ignores the carry's tangents.
+    ins, sizes = body_jvp.invars, [body_nconsts, num_carry]
+    new_body = Jaxpr([], [*ins[:num_jc], *_regroup(ins[num_jc:], sizes, sizes)],
+                     body_jvp.eqns, body_jvp.outvars)
+    new_cond, cond_extra = _stage_flat(
+        lambda *args: jaxpr_as_fun(cond_jaxpr)(*args[:len(args) - num_carry]),
+        cond_jaxpr.in_avals + body_jaxpr.out_avals)
+    return new_cond, cond_extra, new_body, jvp_consts
 
 
 def _while_batch(axis_size, vals, dims, *, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
@@ -354,20 +347,20 @@ def _while_partial_eval_jaxpr(unks_in, eqn: JaxprEqn):
     A carry is unknown if its initial value is, or if the body computes it from
     an unknown: found by iterating to a fixed point, as JAX does."""
     params = eqn.params
-    cond_uk, body_uk, carry_uk = _split_args(
-        unks_in, params["cond_nconsts"], params["body_nconsts"])
-    carry_uk = _carry_fixed_point(
-        lambda uk: partial_eval_jaxpr(params["body_jaxpr"], [*body_uk, *uk])[2], list(carry_uk))
+    num_cc, num_bc = params["cond_nconsts"], params["body_nconsts"]
+    body_uk, (body_known, *_) = _carry_fixed_point(
+        functools.partial(partial_eval_jaxpr, params["body_jaxpr"]), unks_in[num_cc:], num_bc,
+        len(eqn.out_binders))
+    cond_uk, carry_uk = unks_in[:num_cc], body_uk[num_bc:]
     cond_known, _, (pred_uk,), _ = partial_eval_jaxpr(params["cond_jaxpr"], [*cond_uk, *carry_uk])
     residuals = _pick(eqn.inputs, unks_in, False)
     if pred_uk:
         return None, eqn, [True] * len(eqn.out_binders), residuals
-    body_known = partial_eval_jaxpr(params["body_jaxpr"], [*body_uk, *carry_uk])[0]
     trim = lambda j, n: dce_jaxpr(Jaxpr([], j.invars, j.eqns, j.outvars[:n]))  # noqa: E731
-    known_params = dict(cond_jaxpr=trim(cond_known, 1),
+    known_params = dict(cond_jaxpr=trim(cond_known, 1), cond_nconsts=cond_uk.count(False),
                         body_jaxpr=trim(body_known, carry_uk.count(False)),
-                        cond_nconsts=cond_uk.count(False), body_nconsts=body_uk.count(False))
-    known = JaxprEqn(while_p, _pick(eqn.inputs, [*cond_uk, *body_uk, *carry_uk], False),
+                        body_nconsts=body_uk[:num_bc].count(False))
+    known = JaxprEqn(while_p, _pick(eqn.inputs, [*cond_uk, *body_uk], False),
                      known_params, _pick(eqn.out_binders, carry_uk, False))
     unknown = eqn._replace(out_binders=[v if u else Var(v.aval)
                                         for v, u in zip(eqn.out_binders, carry_uk)])
@@ -406,11 +399,10 @@ def scan(f: Callable, init, xs=None, length: int | None = None, reverse: bool = 
         raise TypeError(f"scan body output must be a pair, got "
                         f"{tree_unflatten(out_tree, jaxpr.out_avals)}.")
     carry_tree = out_tree.children[0]
-    promoted = _promote_weak_carry(init_flat, avals, jaxpr.out_avals[:carry_tree.num_leaves])
+    promoted = _promote_or_check_carry("scan", f, init_flat, init_tree, avals, carry_tree,
+                                       jaxpr.out_avals[:carry_tree.num_leaves])
     if promoted is not None:  # stage again, at the carry's new types
         return scan(f, tree_unflatten(init_tree, promoted), xs, length, reverse, unroll)
-    _check_carry("scan", f, init_tree, avals, carry_tree,
-                 jaxpr.out_avals[:carry_tree.num_leaves])
     unroll = (max(length, 1) if unroll else 1) if isinstance(unroll, bool) else int(unroll)
     if unroll < 0:
         raise ValueError("`unroll` must be a `bool` or a non-negative `int`.")
@@ -445,9 +437,8 @@ def _bind_scan(jaxpr: Jaxpr, consts: list, init: list, xs: list, params: dict) -
     """Bind scan_p, leaving out of the loop what the body hands back unchanged, as JAX
     does: a carry the body returns as it got it is a constant of the loop, and a y that
     is the body's x is ``xs`` itself."""
-    num_consts, num_carry = len(consts), len(init)
-    const_ins, carry_ins, x_ins = _split_args(jaxpr.invars, num_consts, num_carry)
-    carry_outs, y_outs = jaxpr.outvars[:num_carry], jaxpr.outvars[num_carry:]
+    const_ins, carry_ins, x_ins = _split_args(jaxpr.invars, len(consts), len(init))
+    carry_outs, y_outs = jaxpr.outvars[:len(init)], jaxpr.outvars[len(init):]
     fixed = [o is i for o, i in zip(carry_outs, carry_ins)]
     x_index = {v: k for k, v in enumerate(x_ins)}
     y_source = [x_index.get(v) for v in y_outs]
@@ -496,37 +487,32 @@ def _regroup(items: list, firsts: list[int], seconds: list[int]) -> list:
 def _scan_jvp(primals, tangents, *, jaxpr, num_consts, num_carry, **params):
     """Scan (primal, tangent) pairs: the tangents of consts are consts, of the carry
     carries, of xs xs.  Which carry tangents are nonzero is a fixed point."""
-    nonzeros = [type(t) is not Zero for t in tangents]
-    const_nz, init_nz, xs_nz = _split_args(nonzeros, num_consts, num_carry)
-    ys_inst = (False,) * (len(jaxpr.outvars) - num_carry)
-    carry_nz = _carry_fixed_point(lambda nz: jvp_jaxpr(
-        jaxpr, tuple(const_nz + nz + xs_nz), (*nz, *ys_inst))[2][:num_carry], init_nz)
-    nonzeros = tuple(const_nz + carry_nz + xs_nz)
-    body, body_consts, out_nz, sizes, dot_sizes = _jvp_scan_jaxpr(
-        jaxpr, nonzeros, num_consts, num_carry)
+    num_ys = len(jaxpr.outvars) - num_carry
+    nonzeros, (body, body_consts, out_nz, sizes, dot_sizes) = _carry_fixed_point(
+        functools.partial(_jvp_scan_jaxpr, jaxpr, num_consts, num_carry),
+        [type(t) is not Zero for t in tangents], num_consts, num_carry, num_ys)
     dots = [instantiate_zeros(t) for t, nz in zip(tangents, nonzeros) if nz]
     outs = scan_p.bind(*body_consts, *_regroup([*primals, *dots], sizes, dot_sizes), jaxpr=body,
                        num_consts=len(body_consts) + num_consts + dot_sizes[0],
                        num_carry=num_carry + dot_sizes[1], **params)
     carry, carry_dots, rest = _split_args(outs, num_carry, dot_sizes[1])
-    num_ys = len(jaxpr.outvars) - num_carry
     primals_out, dots_out = [*carry, *rest[:num_ys]], iter([*carry_dots, *rest[num_ys:]])
     return primals_out, [next(dots_out) if nz else Zero.from_primal_value(p)
                          for p, nz in zip(primals_out, out_nz)]
 
 
 @cache_per_jaxpr
-def _jvp_scan_jaxpr(jaxpr: Jaxpr, nonzeros: tuple, num_consts: int, num_carry: int):
+def _jvp_scan_jaxpr(jaxpr: Jaxpr, num_consts: int, num_carry: int, nonzeros: tuple,
+                    instantiate: tuple):
     """The body's JVP with its inputs and outputs in scan's order: (consts, their
     tangents, carry, its tangents, xs, their tangents) to (carry, tangents, ys, tangents)."""
-    num_ys = len(jaxpr.outvars) - num_carry
-    instantiate = (*nonzeros[num_consts:num_consts + num_carry], *(False,) * num_ys)
     jvp, consts, out_nz = jvp_jaxpr(jaxpr, nonzeros, instantiate)
     sizes = [num_consts, num_carry, len(nonzeros) - num_consts - num_carry]
     dot_sizes = [sum(g) for g in _split_args(nonzeros, num_consts, num_carry)]
+    out_sizes = [num_carry, len(jaxpr.outvars) - num_carry]
     out_dot_sizes = [sum(out_nz[:num_carry]), sum(out_nz[num_carry:])]
     invars = [*jvp.invars[:len(consts)], *_regroup(jvp.invars[len(consts):], sizes, dot_sizes)]
-    body = Jaxpr([], invars, jvp.eqns, _regroup(jvp.outvars, [num_carry, num_ys], out_dot_sizes))
+    body = Jaxpr([], invars, jvp.eqns, _regroup(jvp.outvars, out_sizes, out_dot_sizes))
     return body, consts, out_nz, sizes, dot_sizes
 
 
@@ -544,30 +530,26 @@ def _split_scan(jaxpr: Jaxpr, unknowns: tuple, num_consts: int, num_carry: int):
     unknown scan takes (``unknown_in``) and which outputs it gives (``out_uk``), and
     for each residual the index of the known input it is (None: stacked by the known
     scan), constants first (``num_int`` of them)."""
-    const_uk, carry_uk, xs_uk = (list(g) for g in _split_args(unknowns, num_consts, num_carry))
-    num_ys = len(jaxpr.outvars) - num_carry
-
-    def split(uk):
-        return partial_eval_jaxpr(jaxpr, const_uk + uk + xs_uk, uk + [False] * num_ys)
-    carry_uk = _carry_fixed_point(lambda uk: split(uk)[2][:num_carry], carry_uk)
-    known, unknown, out_uk, num_res = split(carry_uk)
+    uk_in, (known, unknown, out_uk, num_res) = _carry_fixed_point(
+        functools.partial(partial_eval_jaxpr, jaxpr), unknowns, num_consts, num_carry,
+        len(jaxpr.outvars) - num_carry)
     num_known_out = len(known.outvars) - num_res
     residuals = known.outvars[num_known_out:]
-    num_kc, num_kk = const_uk.count(False), carry_uk.count(False)
+    num_kc = uk_in[:num_consts].count(False)
+    num_unscanned = uk_in[:num_consts + num_carry].count(False)
     where = {v: i for i, v in enumerate(known.invars)}
+    # The known input a residual is, if it is a constant or an x; None: it is stacked.
     source = [where.get(r) for r in residuals]
+    source = [None if i is None or num_kc <= i < num_unscanned else i for i in source]
     intensive = [i is not None and i < num_kc for i in source]
-    forwarded = [i is not None and i >= num_kc + num_kk for i in source]
-    stacked = [not a and not b for a, b in zip(intensive, forwarded)]
     known = Jaxpr([], known.invars, known.eqns,
-                  known.outvars[:num_known_out] + _pick(residuals, stacked))
+                  known.outvars[:num_known_out] + _pick(residuals, [i is None for i in source]))
     unknown = Jaxpr([], [*_pick(residuals, intensive), *unknown.invars[num_res:],
                          *_pick(residuals, intensive, False)], unknown.eqns, unknown.outvars)
     # Staged again, so that its variables are its own, not shared with the known part.
     unknown = _stage_exact(jaxpr_as_fun(unknown), unknown.in_avals)
-    res_source = [i if f else None for i, f in zip(source, forwarded)]
-    return (known, unknown, const_uk + carry_uk + xs_uk, out_uk,
-            _pick(source, intensive) + _pick(res_source, intensive, False), sum(intensive))
+    return (known, unknown, uk_in, out_uk,
+            _pick(source, intensive) + _pick(source, intensive, False), sum(intensive))
 
 
 def _scan_partial_eval_jaxpr(unks_in, eqn: JaxprEqn):
@@ -594,27 +576,24 @@ def _scan_transpose(cts, *args, jaxpr, reverse, num_consts, num_carry, **params)
     cotangent is carried, the cotangents of the linear consts are summed in the
     carry too, and those of the linear xs are stacked.  The residuals (the inputs
     that are not linear) are read as they are; every carry is linear."""
-    consts, carry, xs = _split_args(args, num_consts, num_carry)
-    const_lin = [is_undefined_primal(c) for c in consts]
-    xs_lin = [is_undefined_primal(x) for x in xs]
+    undefined = [is_undefined_primal(a) for a in args]
+    const_lin, _, xs_lin = _split_args(undefined, num_consts, num_carry)
+    linear = (*const_lin, *(True,) * num_carry, *xs_lin)
     # As in JAX, the ys whose cotangent is a symbolic zero contribute nothing: the
     # body loses them, so their operations are not transposed (0 * inf is nan).
     ys_used = tuple(type(ct) is not Zero for ct in cts[num_carry:])
     if not all(ys_used):
         jaxpr = _without_ys(jaxpr, num_carry, ys_used)
         cts = _pick(cts, (True,) * num_carry + ys_used)
-    body, body_consts = _transposed_scan_jaxpr(
-        jaxpr, (*const_lin, *(True,) * num_carry, *xs_lin), num_consts, num_carry)
-    ct_consts = [zeros_like_aval(c.aval) for c in _pick(consts, const_lin)]
-    outs = scan_p.bind(
-        *body_consts, *_pick(consts, const_lin, False), *ct_consts,
-        *[instantiate_zeros(ct) for ct in cts], *_pick(xs, xs_lin, False),
-        jaxpr=body, reverse=not reverse, num_consts=len(body_consts) + const_lin.count(False),
-        num_carry=len(ct_consts) + num_carry, **params)
-    ct_consts, ct_carry, ct_xs = (iter(g) for g in _split_args(outs, len(ct_consts), num_carry))
-    return ([next(ct_consts) if lin else None for lin in const_lin]
-            + [ct if is_undefined_primal(c) else None for c, ct in zip(carry, ct_carry)]
-            + [next(ct_xs) if lin else None for lin in xs_lin])
+    body, body_consts = _transposed_scan_jaxpr(jaxpr, linear, num_consts, num_carry)
+    residuals, num_res = _pick(args, linear, False), const_lin.count(False)
+    ct_consts = [zeros_like_aval(c.aval) for c in _pick(args[:num_consts], const_lin)]
+    outs = iter(scan_p.bind(
+        *body_consts, *residuals[:num_res], *ct_consts, *[instantiate_zeros(ct) for ct in cts],
+        *residuals[num_res:], jaxpr=body, reverse=not reverse,
+        num_consts=len(body_consts) + num_res, num_carry=len(ct_consts) + num_carry, **params))
+    cts_in = [next(outs) if lin else None for lin in linear]
+    return [ct if u else None for ct, u in zip(cts_in, undefined)]  # a defined carry gets None
 
 
 @cache_per_jaxpr
@@ -633,13 +612,11 @@ def _transposed_scan_jaxpr(jaxpr: Jaxpr, linear: tuple, num_consts: int, num_car
     transposed, consts = transpose_jaxpr(jaxpr, linear)
     const_lin, _, xs_lin = _split_args(linear, num_consts, num_carry)
     num_res, num_sums = const_lin.count(False), sum(const_lin)
-    num_ys = len(jaxpr.outvars) - num_carry
 
     def body(*args):  # (consts, residual consts, sums, carry cts, y cts, residual xs)
-        consts_, res, rest = _split_args(args, len(consts), num_res)
-        sums, ct_carry, rest = _split_args(rest, num_sums, num_carry)
-        ct_ys, xs_res = rest[:num_ys], rest[num_ys:]
-        outs = jaxpr_as_fun(transposed)(*consts_, *res, *xs_res, *ct_carry, *ct_ys)
+        consts_and_res, sums, rest = _split_args(args, len(consts) + num_res, num_sums)
+        cts, xs_res = rest[:len(jaxpr.outvars)], rest[len(jaxpr.outvars):]
+        outs = jaxpr_as_fun(transposed)(*consts_and_res, *xs_res, *cts)
         return [*[add_tangents(a, b) for a, b in zip(sums, outs)], *outs[num_sums:]]
 
     const_avals, _, xs_avals = _split_args(jaxpr.in_avals, num_consts, num_carry)
@@ -653,20 +630,17 @@ def _scan_batch(axis_size, vals, dims, *, jaxpr, num_consts, num_carry, **params
     """Batch the body once; which carries are batched is a fixed point (a carry
     that starts unbatched stays so unless the body mixes a batched value into it).
     The xs are batched at axis 1, axis 0 being the one scanned over, as are the ys."""
-    const_b, init_b, xs_b = _split_args([d is not None for d in dims], num_consts, num_carry)
-    ys_inst = (False,) * (len(jaxpr.outvars) - num_carry)
+    batched, (body, body_consts, out_b) = _carry_fixed_point(
+        lambda b, inst: vmap_jaxpr(jaxpr, axis_size, tuple(0 if x else None for x in b), inst),
+        [d is not None for d in dims], num_consts, num_carry, len(jaxpr.outvars) - num_carry)
 
-    def batched(carry_b):
-        dims_in = tuple(0 if b else None for b in const_b + carry_b + xs_b)
-        return vmap_jaxpr(jaxpr, axis_size, dims_in, (*carry_b, *ys_inst))
-    carry_b = _carry_fixed_point(lambda b: batched(b)[2][:num_carry], init_b)
-    body, body_consts, out_b = batched(carry_b)
-    to = [0 if b else None for b in const_b + carry_b] + [1 if b else None for b in xs_b]
-    vals = [move_batch_axis(axis_size, d, t, x) for x, d, t in zip(vals, dims, to)]
+    def axes(flags, num_unscanned):
+        return [(0 if i < num_unscanned else 1) if b else None for i, b in enumerate(flags)]
+    vals = [move_batch_axis(axis_size, d, t, x)
+            for x, d, t in zip(vals, dims, axes(batched, num_consts + num_carry))]
     outs = scan_p.bind(*body_consts, *vals, jaxpr=body, num_carry=num_carry,
                        num_consts=len(body_consts) + num_consts, **params)
-    return outs, [0 if b else None for b in out_b[:num_carry]] + \
-        [1 if b else None for b in out_b[num_carry:]]
+    return outs, axes(out_b, num_carry)
 
 
 _register_rules(scan_p, _scan_jvp, _scan_transpose, _scan_batch, _scan_partial_eval_jaxpr)
@@ -729,11 +703,9 @@ def fori_loop(lower, upper, body_fun: Callable, init_val, *, unroll: int | bool 
 
 def _concrete_int(x) -> int | None:
     """A bound known while tracing, as JAX finds one: a concrete value that int() takes."""
-    if isinstance(x, Tracer) and x.to_concrete_value() is None:
-        return None
     try:
         return int(x)
-    except TypeError:
+    except TypeError:  # a tracer with no concrete value raises a ConcretizationTypeError
         return None
 
 
@@ -804,11 +776,9 @@ cond_p.def_abstract_eval(lambda index, *avals, branches: branches[0].out_avals)
 
 def _cond_jvp(primals, tangents, *, branches):
     index, *args = primals
-    arg_dots = [instantiate_zeros(t) for t in tangents[1:]]
     jvps = [jvp_jaxpr(b, (True,) * len(args), True)[:2] for b in branches]
-    outs = _bind_cond(index, jvps, [*args, *arg_dots])
-    half = len(outs) // 2
-    return outs[:half], outs[half:]
+    outs = _bind_cond(index, jvps, [*args, *[instantiate_zeros(t) for t in tangents[1:]]])
+    return outs[:len(outs) // 2], outs[len(outs) // 2:]
 
 
 def _cond_batch(axis_size, vals, dims, *, branches):
@@ -817,15 +787,14 @@ def _cond_batch(axis_size, vals, dims, *, branches):
     if index_dim is None:
         outs = _bind_cond(index, [vmap_jaxpr(b, axis_size, tuple(arg_dims))[:2]
                                   for b in branches], args)
-        return outs, [0] * len(outs)
-    # A predicate per example: run both branches on every example, then select.
-    results = [vmap_flat(jaxpr_as_fun(b), axis_size, list(arg_dims), list(args))
-               for b in branches]
-    index = move_batch_axis(axis_size, index_dim, 0, index)
-    outs = [lax.select_n(lax.broadcast_in_dim(lax.ne(index, lax.full_like(index, 0)),
-                                              get_aval(cases[0]).shape, (0,)), *cases)
-            for cases in zip(*[[move_batch_axis(axis_size, d, 0, o) for o, d in zip(*r)]
-                               for r in results])]
+    else:  # A predicate per example: run both branches on every example, then select.
+        results = [vmap_flat(jaxpr_as_fun(b), axis_size, list(arg_dims), list(args))
+                   for b in branches]
+        index = move_batch_axis(axis_size, index_dim, 0, index)
+        outs = [lax.select_n(lax.broadcast_in_dim(lax.ne(index, lax.full_like(index, 0)),
+                                                  get_aval(cases[0]).shape, (0,)), *cases)
+                for cases in zip(*[[move_batch_axis(axis_size, d, 0, o) for o, d in zip(*r)]
+                                   for r in results])]
     return outs, [0] * len(outs)
 
 
@@ -841,8 +810,8 @@ def _split_cond(branches, unks_in: tuple[bool, ...]):
         def known_fn(*args, jk=jaxpr_known, start=start, n=n):
             outs = jaxpr_as_fun(jk)(*args)
             num_out = len(outs) - n
-            return [*outs[:num_out], *[_staged_zeros(a) for a in all_res[:start]],
-                    *outs[num_out:], *[_staged_zeros(a) for a in all_res[start + n:]]]
+            return [*outs[:num_out], *[zeros_like_aval(a) for a in all_res[:start]],
+                    *outs[num_out:], *[zeros_like_aval(a) for a in all_res[start + n:]]]
 
         def unknown_fn(*args, ju=jaxpr_unknown, start=start, n=n):
             return jaxpr_as_fun(ju)(*args[start:start + n], *args[len(all_res):])
@@ -850,12 +819,6 @@ def _split_cond(branches, unks_in: tuple[bool, ...]):
         unknown.append(_stage_exact(unknown_fn, all_res + _pick(branches[0].in_avals, unks_in)))
         start += n
     return tuple(known), tuple(unknown), out_unks, all_res
-
-
-def _staged_zeros(aval):
-    """Zeros of ``aval`` made by broadcasting a scalar, so staging them adds no constant."""
-    scalar = Array(np.zeros((), aval.dtype), aval.weak_type)
-    return lax.broadcast_in_dim(scalar, aval.shape, ())
 
 
 def _cond_partial_eval_jaxpr(unks_in, eqn: JaxprEqn):
@@ -873,11 +836,9 @@ def _cond_partial_eval_jaxpr(unks_in, eqn: JaxprEqn):
 
 
 def _cond_transpose(cts, index, *args, branches):
-    cts = [instantiate_zeros(ct) for ct in cts]
     undefined = tuple(is_undefined_primal(a) for a in args)
-    residuals = [a for a in args if not is_undefined_primal(a)]
-    outs = iter(_bind_cond(index, [transpose_jaxpr(b, undefined) for b in branches],
-                           [*residuals, *cts]))
+    ins = [*_pick(args, undefined, False), *[instantiate_zeros(ct) for ct in cts]]
+    outs = iter(_bind_cond(index, [transpose_jaxpr(b, undefined) for b in branches], ins))
     return [None] + [next(outs) if u else None for u in undefined]
 
 
