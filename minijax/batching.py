@@ -40,7 +40,7 @@ class BatchTracer(Tracer):
 class BatchTrace(Trace):
     """Applies primitives to whole batches, tracking where each batch axis is."""
 
-    def __init__(self, parent_trace: Trace, tag: TraceTag, axis_size: int):
+    def __init__(self, parent_trace: Trace, tag: TraceTag | None, axis_size: int):
         super().__init__(parent_trace, tag)
         self.axis_size = axis_size
 
@@ -107,7 +107,7 @@ def vmap_flat(f: Callable, axis_size: int, in_dims, args, tag: TraceTag | None =
     axes.  Given a ``tag``, tracers of earlier traces with that tag, which ``f``
     may close over, are batched values too."""
     with take_current_trace() as parent:
-        trace = BatchTrace(parent, TraceTag() if tag is None else tag, axis_size)
+        trace = BatchTrace(parent, tag, axis_size)
         with set_current_trace(trace):
             outs = f(*[trace.new_tracer(x, d) for x, d in zip(args, in_dims)])
         infos = [trace.to_batch_info(out) for out in outs]
@@ -139,15 +139,13 @@ def _unbatched(aval, dim):
 
 def move_batch_axis(axis_size: int, src, dst, x):
     """Put the batch axis of ``x`` (at ``src``, or absent) at position ``dst``."""
+    if src == dst:
+        return x
     if src is not_mapped:
-        if dst is not_mapped:
-            return x
         shape = list(get_aval(x).shape)
         shape.insert(dst, axis_size)
         return lax.broadcast_in_dim(x, tuple(shape),
                                     tuple(i for i in range(len(shape)) if i != dst))
-    if src == dst:
-        return x
     perm = [i for i in range(get_aval(x).ndim) if i != src]
     perm.insert(dst, src)
     return lax.transpose(x, tuple(perm))
@@ -180,21 +178,26 @@ def _elementwise_rule(primitive):
 def _select_n_rule(axis_size, vals, dims):
     (which, *cases), (which_dim, *case_dims) = vals, dims
     cases = [_at_front(axis_size, c, d) for c, d in zip(cases, case_dims)]
-    case_shape = get_aval(cases[0]).shape
-    if which_dim is not_mapped and get_aval(which).ndim == 0:
-        return lax.select_n(which, *cases), 0  # one predicate for everything
-    which = _at_front(axis_size, which, which_dim)
-    # A scalar predicate per example is spread over that example's elements.
-    which = lax.broadcast_in_dim(which, case_shape, tuple(range(get_aval(which).ndim)))
+    if which_dim is not not_mapped or get_aval(which).ndim:  # else one predicate for all
+        which = _at_front(axis_size, which, which_dim)
+        # A scalar predicate per example is spread over that example's elements.
+        which = lax.broadcast_in_dim(which, cases[0].shape, tuple(range(get_aval(which).ndim)))
     return lax.select_n(which, *cases), 0
 
 
-def _reduce_rule(primitive):
-    def rule(axis_size, vals, dims, *, axes):
-        (x,), (d,) = vals, dims
-        x = _at_front(axis_size, x, d)
-        return primitive.bind(x, axes=_shift(axes)), 0
+def _at_front_rule(primitive, shifted: Callable[..., dict]) -> None:
+    """Primitives whose operands all get their batch axis at the front, and whose
+    parameters, ``shifted(axis_size, **params)``, then count that axis too."""
+    def rule(axis_size, vals, dims, **params):
+        vals = [_at_front(axis_size, v, d) for v, d in zip(vals, dims)]
+        return primitive.bind(*vals, **shifted(axis_size, **params)), 0
     primitive_batchers[primitive] = rule
+
+
+def _reduce_rule(primitive):
+    """A reduction over some axes of each example reduces the batch, its batch axis
+    at the front, over those axes shifted by one."""
+    _at_front_rule(primitive, lambda axis_size, axes: dict(axes=_shift(axes)))
 
 
 def _broadcast_in_dim_rule(axis_size, vals, dims, *, shape, broadcast_dimensions):
@@ -213,15 +216,6 @@ def _pad_rule(axis_size, vals, dims, *, padding_config):
     if pad_dim is not not_mapped:
         raise NotImplementedError("batching pad with a per-example padding value")
     return lax.pad(_at_front(axis_size, x, d), padding_value, ((0, 0, 0), *padding_config)), 0
-
-
-def _at_front_rule(primitive, shifted: Callable[..., dict]) -> None:
-    """Primitives whose operands all get their batch axis at the front, and whose
-    parameters, ``shifted(axis_size, **params)``, then count that axis too."""
-    def rule(axis_size, vals, dims, **params):
-        vals = [_at_front(axis_size, v, d) for v, d in zip(vals, dims)]
-        return primitive.bind(*vals, **shifted(axis_size, **params)), 0
-    primitive_batchers[primitive] = rule
 
 
 def _dot_general_rule(axis_size, vals, dims, *, dimension_numbers, preferred_element_type):

@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from minijax.jaxpr import Jaxpr, Literal, Var, _Namer
-from minijax.partial_eval import dce_jaxpr
+from minijax.partial_eval import dce_jaxpr, partition_list
 
 # ---------------------------------------------------------------------------
 # The compiler: jaxpr -> Python source -> function.
@@ -69,20 +69,15 @@ def generate_source(jaxpr: Jaxpr, name: str) -> tuple[str, dict]:
     return "\n".join(lines) + "\n", namespace
 
 
-def _is_ufunc(eqn) -> bool:
-    """Whether the equation is an elementwise NumPy function (np.sin, np.add...)."""
-    return isinstance(eqn.primitive.impl, np.ufunc)
-
-
 def _reusable_arrays(eqns: list) -> set:
     """Values whose memory the generated code may overwrite once they are dead:
-    non-scalar floating-point arrays made by an elementwise NumPy function (so
-    a fresh array, not the caller's, nor a view of another) and only ever read
-    by such functions (which, unlike a reshape, keep no view of what they read)."""
-    made = {v for eqn in eqns if _is_ufunc(eqn) for v in eqn.out_binders
-            if v.aval.shape != () and v.aval.dtype.kind == "f"}
-    read_otherwise = {x for eqn in eqns if not _is_ufunc(eqn) for x in eqn.inputs}
-    return made - read_otherwise
+    non-scalar floating-point arrays made by an elementwise NumPy function (a
+    ufunc: np.sin, np.add...; so a fresh array, not the caller's, nor a view of
+    another) and only ever read by such functions (which, unlike a reshape, keep
+    no view of what they read)."""
+    others, ufuncs = partition_list([isinstance(e.primitive.impl, np.ufunc) for e in eqns], eqns)
+    made = {v for e in ufuncs for v in e.out_binders if v.aval.shape and v.aval.dtype.kind == "f"}
+    return made - {x for e in others for x in e.inputs}
 
 
 def _operand_to_overwrite(eqn, dying: list, reusable: set):

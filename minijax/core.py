@@ -87,10 +87,6 @@ _PYTHON_SCALAR_AVALS = {int: ShapedArray((), dtypes.int32, weak_type=True),
                         float: ShapedArray((), dtypes.float32, weak_type=True)}
 
 
-# Arrays and every kind of tracer carry their abstract value (filled in below).
-_TYPES_WITH_AVALS: set[type] = set()
-
-
 def get_aval(x) -> ShapedArray:
     """The abstract value of anything minijax accepts as an array."""
     if type(x) in _TYPES_WITH_AVALS:
@@ -192,7 +188,9 @@ class Array(ArrayMethods):
         return self._value.tolist()
 
 
-_TYPES_WITH_AVALS.add(Array)
+# The types that carry their abstract value: arrays, and every kind of tracer
+# (Tracer.__init_subclass__ adds each).
+_TYPES_WITH_AVALS: set[type] = {Array}
 
 
 def to_array(x) -> Array:
@@ -326,7 +324,8 @@ class Trace:
     transformation started, and a tag.  It treats its own tracers (those with its
     tag) as values it transforms and every other value as a constant, and it runs
     its rules with the parent current.  When the transformation ends, the trace
-    is invalidated, and so are its tracers.
+    is invalidated, and so are its tracers.  Each kind of trace defines
+    ``process_primitive``, ``process_custom_jvp_call`` and ``process_custom_vjp_call``.
     """
 
     def __init__(self, parent_trace: Trace | None = None, tag: TraceTag | None = None):
@@ -339,15 +338,6 @@ class Trace:
 
     def is_valid(self) -> bool:
         return not self._invalidated
-
-    def process_primitive(self, primitive: Primitive, args, params: dict):
-        raise NotImplementedError(type(self).__name__)
-
-    def process_custom_jvp_call(self, primitive, fun, jvp, args, **params):
-        raise NotImplementedError(type(self).__name__)
-
-    def process_custom_vjp_call(self, primitive, fun, fwd, bwd, args, **params):
-        raise NotImplementedError(type(self).__name__)
 
     def __repr__(self):
         return type(self).__name__

@@ -197,8 +197,7 @@ def pp_jaxpr(jaxpr: Jaxpr, indent: int = 0, name: _Namer | None = None,
     if "\n" not in flat and (indent if column is None else column) + len(flat) <= _WIDTH:
         return flat
     pad = " " * indent
-    body = "".join(f"\n{pad}    {eqn}" for eqn in eqns)
-    return f"{head}{body}\n{pad}  {tail}"
+    return head + "".join(f"\n{pad}    {eqn}" for eqn in eqns) + f"\n{pad}  {tail}"
 
 
 def _pp_eqn(eqn: JaxprEqn, name: _Namer, binder: Callable, indent: int) -> str:

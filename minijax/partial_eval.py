@@ -119,9 +119,8 @@ class DynamicJaxprTrace(Trace):
                  ) -> tuple[Jaxpr, list]:
         """The jaxpr recorded so far, from ``in_tracers`` to ``outs``, and the values
         of its constants (scalar ones written into it as literals, unless not asked)."""
-        outvars = [self.to_jaxpr_tracer(x).var for x in outs]
-        invars = [t.var for t in in_tracers]
-        jaxpr = Jaxpr(list(self.constvals), invars, self.eqns, outvars)
+        outvars = [self.to_jaxpr_tracer(x).var for x in outs]  # may add constants
+        jaxpr = Jaxpr(list(self.constvals), [t.var for t in in_tracers], self.eqns, outvars)
         consts = list(self.constvals.values())
         return inline_scalar_literals(jaxpr, consts) if literals else (jaxpr, consts)
 
@@ -132,8 +131,7 @@ def _without_leading_tangents(jvp: Callable, num_consts: int) -> Callable:
     @functools.wraps(jvp)
     def jvp_without_consts(*primals_and_tangents):
         n = len(primals_and_tangents) // 2
-        primals, tangents = primals_and_tangents[:n], primals_and_tangents[n:]
-        return jvp(*primals[num_consts:], *tangents[num_consts:])
+        return jvp(*primals_and_tangents[num_consts:n], *primals_and_tangents[n + num_consts:])
     return jvp_without_consts
 
 
@@ -281,11 +279,10 @@ def partial_eval_jaxpr(jaxpr: Jaxpr, in_unknowns: list[bool],
             known_eqns.append(eqn)
         unknown.update(zip(eqn.out_binders, unks_out))
     out_unknowns = [unknown.get(v, False) for v in jaxpr.outvars]
-    if instantiate is not None:
-        for v, inst in zip(jaxpr.outvars, instantiate):
-            if inst:  # a known output made unknown is passed on as a residual
-                as_residual(v)
-        out_unknowns = [u or i for u, i in zip(out_unknowns, instantiate)]
+    for i, inst in enumerate(instantiate or ()):
+        if inst:  # a known output made unknown is passed on as a residual
+            as_residual(jaxpr.outvars[i])
+            out_unknowns[i] = True
     known_out, unknown_out = partition_list(out_unknowns, jaxpr.outvars)
     # As JAX does, dead equations go first: the unknown side's, then the residuals
     # only they read, then the known equations that computed nothing else.
@@ -323,9 +320,8 @@ def partial_eval_staged(trace: PartialEvalTrace, primitive, args, jaxpr: Jaxpr,
     known_vals, unknown_args = partition_list(in_unknowns, args)
     outs_and_res = primitive.bind_with_trace(trace.parent_trace, known_vals,
                                              make_params(jaxpr_known))
-    num_known_out = len(outs_and_res) - num_res
-    known_outs, residuals = outs_and_res[:num_known_out], outs_and_res[num_known_out:]
-    unknown_outs = trace.add_eqn(primitive, [*residuals, *unknown_args],
-                                 make_params(jaxpr_unknown), jaxpr_unknown.out_avals)
-    known_iter, unknown_iter = iter(known_outs), iter(unknown_outs)
-    return [next(unknown_iter) if u else next(known_iter) for u in out_unknowns]
+    residuals = outs_and_res[len(outs_and_res) - num_res:]
+    unknown_outs = iter(trace.add_eqn(primitive, [*residuals, *unknown_args],
+                                      make_params(jaxpr_unknown), jaxpr_unknown.out_avals))
+    known_outs = iter(outs_and_res)  # the residuals come last: they are not reached
+    return [next(unknown_outs) if u else next(known_outs) for u in out_unknowns]

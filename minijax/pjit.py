@@ -29,9 +29,7 @@ jit_p.multiple_results = True
 
 @jit_p.def_abstract_eval
 def _jit_abstract_eval(*in_avals, jaxpr: Jaxpr, name: str):
-    if len(in_avals) != len(jaxpr.invars) or any(
-            a.shape != v.aval.shape or a.dtype != v.aval.dtype
-            for a, v in zip(in_avals, jaxpr.invars)):
+    if [(a.shape, a.dtype) for a in in_avals] != [(a.shape, a.dtype) for a in jaxpr.in_avals]:
         raise TypeError(f"jit-compiled {name} called with arguments of types "
                         f"{[a.str_short() for a in in_avals]}, expected "
                         f"{[a.str_short() for a in jaxpr.in_avals]}")
@@ -60,8 +58,6 @@ def split_into_pieces(jaxpr: Jaxpr, name: str) -> Jaxpr:
     MAX_EQUATIONS_PER_FUNCTION of ``jaxpr``'s equations: each piece is then
     compiled on its own, and the whole in time proportional to its length."""
     size = MAX_EQUATIONS_PER_FUNCTION
-    if len(jaxpr.eqns) <= size:  # short: no need to find its live equations
-        return jaxpr
     eqns = dce_jaxpr(jaxpr).eqns
     if len(eqns) <= size:
         return jaxpr
@@ -141,28 +137,22 @@ batching.primitive_batchers[jit_p] = _jit_batch
 _trace_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _cache_for(fun: Callable) -> dict:
-    try:
-        return _trace_cache.setdefault(fun, {})
-    except TypeError:  # not weakly referenceable: cache for this jit object only
-        return {}
-
-
 def shaped_aval(x):
     return get_aval(x if isinstance(x, Tracer) else to_array(x))
 
 
-def bind_static_args(fun: Callable, args: tuple, static_argnums) -> tuple[Callable, list]:
-    """Split arguments into static ones, fixed into ``fun``, and dynamic ones."""
+def bind_static_args(fun: Callable, args: tuple, static_argnums) -> tuple[Callable, list, tuple]:
+    """Split arguments into static ones, fixed into ``fun``, and dynamic ones;
+    the static values come last."""
     statics = {i % len(args): args[i % len(args)] for i in static_argnums}
     if not statics:
-        return fun, list(args)
+        return fun, list(args), ()
 
     def with_statics(*dynamic):
         dynamic = iter(dynamic)
         return fun(*[statics[i] if i in statics else next(dynamic) for i in range(len(args))])
 
-    return with_statics, [a for i, a in enumerate(args) if i not in statics]
+    return with_statics, [a for i, a in enumerate(args) if i not in statics], (*statics.values(),)
 
 
 def jit(fun: Callable, static_argnums: int | tuple[int, ...] = ()) -> Callable:
@@ -173,17 +163,19 @@ def jit(fun: Callable, static_argnums: int | tuple[int, ...] = ()) -> Callable:
     Keyword arguments are traced like positional ones.
     """
     static_argnums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
-    cache = _cache_for(fun)
+    try:
+        cache = _trace_cache.setdefault(fun, {})
+    except TypeError:  # not weakly referenceable: cache for this jit object only
+        cache = {}
     name = getattr(fun, "__name__", type(fun).__name__)
     # Calls with minijax arrays only, outside any transformation: the compiled
     # function, found by the arguments' types alone (JAX has a C++ path for these).
     ready: dict[tuple, Callable] = {}
 
     def staged(args: tuple, kwargs: dict):
-        dynamic_fun, dynamic_args = bind_static_args(fun, args, static_argnums)
+        dynamic_fun, dynamic_args, statics = bind_static_args(fun, args, static_argnums)
         flat_args, in_tree = tree_flatten((tuple(dynamic_args), kwargs))
         in_avals = tuple(map(shaped_aval, flat_args))
-        statics = tuple(args[i % len(args)] for i in static_argnums)
         key = (in_tree, in_avals, statics)
         try:
             hash(statics)
@@ -210,8 +202,7 @@ def jit(fun: Callable, static_argnums: int | tuple[int, ...] = ()) -> Callable:
                 return run(args)
         (jaxpr, consts, out_tree, _), flat_args = staged(args, kwargs)
         if trace_ctx.trace is not eval_trace:
-            outs = jit_p.bind(*consts, *flat_args, jaxpr=jaxpr, name=name)
-            return tree_unflatten(out_tree, outs)
+            return tree_unflatten(out_tree, jit_p.bind(*consts, *flat_args, jaxpr=jaxpr, name=name))
         run = _runner(jaxpr, name, consts, out_tree)
         if (not kwargs and not static_argnums and all(type(a) is Array for a in args)
                 and not any(isinstance(c, Tracer) for c in consts)):
