@@ -36,20 +36,26 @@ from minijax.partial_eval import PartialEvalTrace, dce_jaxpr, trace_to_jaxpr, ze
 # Symbolic zeros.
 
 
-class Zero:
-    """A tangent or cotangent known to be zero: only its type is kept."""
+class _TypeOnly:
+    """A stand-in for an array of which only the type, ``aval``, is known."""
 
     __slots__ = ("aval",)
 
     def __init__(self, aval: ShapedArray):
         self.aval = aval
 
+    def __repr__(self):
+        return f"{type(self).__name__}({self.aval})"
+
+
+class Zero(_TypeOnly):
+    """A tangent or cotangent known to be zero: only its type is kept."""
+
+    __slots__ = ()
+
     @staticmethod
     def from_primal_value(x) -> Zero:
         return Zero(get_aval(x))
-
-    def __repr__(self):
-        return f"Zero({self.aval})"
 
 
 def instantiate_zeros(t):
@@ -199,8 +205,7 @@ class LinearizeTrace(JVPTrace):
 
     def __init__(self, parent_trace: Trace, tangent_trace: PartialEvalTrace, tag: TraceTag):
         super().__init__(parent_trace, tag)
-        self.tangent_trace = tangent_trace
-        self.rule_trace = tangent_trace
+        self.rule_trace = self.tangent_trace = tangent_trace
 
 
 def jvp_flat(f: Callable, primals: list, tangents: list,
@@ -215,8 +220,7 @@ def jvp_flat(f: Callable, primals: list, tangents: list,
             outs = f(*tracers)
         pairs = [trace.to_primal_tangent_pair(out) for out in outs]
         trace.invalidate()
-    return ([p for p, _ in pairs],
-            [instantiate_zeros(t) if instantiate else t for _, t in pairs])
+    return [p for p, _ in pairs], [instantiate_zeros(t) if instantiate else t for _, t in pairs]
 
 
 def linearize_flat(f: Callable, primals: list) -> tuple[list, list[bool], Jaxpr, list]:
@@ -296,9 +300,7 @@ def defjvp2(primitive: Primitive, *rules: Callable | None) -> None:
 
 
 def _sum_tangents(out, contributions: list):
-    if not contributions:
-        return Zero.from_primal_value(out)
-    return functools.reduce(add_tangents, contributions)
+    return functools.reduce(add_tangents, contributions) if contributions else Zero(get_aval(out))
 
 
 def deflinear(primitive: Primitive) -> None:
@@ -407,8 +409,7 @@ def _share(x, y, pick_x, g):
 
 
 def _minmax_rules(primitive, pick_x) -> None:
-    defjvp(primitive,
-           lambda g, x, y: lax.mul(g, _share(x, y, pick_x, g)),
+    defjvp(primitive, lambda g, x, y: lax.mul(g, _share(x, y, pick_x, g)),
            lambda g, x, y: lax.mul(g, _share(y, x, pick_x, g)))
 
 
@@ -425,16 +426,10 @@ tangent_rules[lax.select_n_p] = lambda out, primals, tangents: lax.select_n(
 # Transposition: the backward pass over a linear jaxpr.
 
 
-class UndefinedPrimal:
+class UndefinedPrimal(_TypeOnly):
     """A linear input of the jaxpr being transposed: only its type is known."""
 
-    __slots__ = ("aval",)
-
-    def __init__(self, aval: ShapedArray):
-        self.aval = aval
-
-    def __repr__(self):
-        return f"UndefinedPrimal({self.aval})"
+    __slots__ = ()
 
 
 def is_undefined_primal(x) -> bool:
@@ -446,8 +441,7 @@ def backward_pass(jaxpr: Jaxpr, consts: list, primals_in: list, cotangents: list
     ``UndefinedPrimal``), from the cotangents of its outputs (``Zero`` allowed)."""
     # What a rule is given for each operand: its value if it is known, else (a
     # linear value) an UndefinedPrimal.
-    primal_env: dict[Var, Any] = dict(zip(jaxpr.constvars, consts))
-    primal_env.update(zip(jaxpr.invars, primals_in))
+    primal_env = dict(zip([*jaxpr.constvars, *jaxpr.invars], [*consts, *primals_in]))
     ct_env: dict[Var, Any] = {}
 
     def read_cotangent(v: Var):
@@ -539,11 +533,12 @@ def _select_n_transpose(ct, which, *cases):
 
 
 def _slice_transpose(ct, x, *, start_indices, limit_indices, strides):
+    # ct padded back to x's shape: lo before the first element taken, the rest after
+    # the last one, step - 1 between two.
     steps = strides or (1,) * len(start_indices)
-    config = []
-    for lo, size, out, step in zip(start_indices, x.aval.shape, get_aval(ct).shape, steps):
-        last = lo + (out - 1) * step + 1 if out else lo  # one past the last element taken
-        config.append((lo, size - last, step - 1))
+    dims = zip(start_indices, x.aval.shape, get_aval(ct).shape, steps)
+    config = [(lo, size - lo - ((out - 1) * step + 1 if out else 0), step - 1)
+              for lo, size, out, step in dims]
     return lax.pad(ct, Array(np.zeros((), x.aval.dtype), x.aval.weak_type), config)
 
 
@@ -592,8 +587,7 @@ def _dot_transpose_lhs(ct, x_aval: ShapedArray, y, dimension_numbers, rhs_first=
     # ct's axes: batch, then the lhs's free axes, then the rhs's free axes; with
     # rhs_first, ct's free axes came from (y, x) in this order.
     y_start = nb if rhs_first else nb + len(x_free)
-    ct_y_free = list(range(y_start, y_start + len(y_free)))
-    dims = ((ct_y_free, y_free), (list(range(nb)), list(y_batch)))
+    dims = ((list(range(y_start, y_start + len(y_free))), y_free), (list(range(nb)), list(y_batch)))
     # result axes: batch, ct's remaining (x's free) axes, y's remaining (x's contract pairs)
     out = lax.dot_general(ct, y, dims, preferred_element_type=x_aval.dtype)
     order = list(x_batch) + x_free + [xc for _, xc in sorted(zip(y_contract, x_contract))]
@@ -644,8 +638,7 @@ custom_lin_p.def_impl(_no_forward_mode)
 # for any primitive without one, with NotImplementedError, as in JAX.
 
 
-def _custom_lin_transpose(cts, *args, num_res: int, bwd: Callable, out_avals,
-                          symbolic_zeros: bool):
+def _custom_lin_transpose(cts, *args, num_res: int, bwd: Callable, out_avals, symbolic_zeros: bool):
     if not symbolic_zeros:  # otherwise bwd sees the Zeros, as SymbolicZeros
         cts = [instantiate_zeros(ct) for ct in cts]
     return [None] * num_res + list(bwd(*args[:num_res], *cts))

@@ -66,23 +66,16 @@ class custom_vmap:  # noqa: N801  (JAX's name)
         # Values fun closes over lead the arguments; the rule is not given them.
         outs = custom_vmap_p.bind(*consts, *args_flat, call=convert_constvars_jaxpr(jaxpr),
                                   rule=ClosedRule(self.vmap_rule),
-                                  in_tree=tree_structure((consts, args)),
-                                  out_tree=out_tree.get())
+                                  in_tree=tree_structure((consts, args)), out_tree=out_tree.get())
         return tree_unflatten(out_tree.get(), outs)
 
 
-class ShownRule:
+class ShownRule(functools.partial):
     """A rule as a parameter of ``custom_vmap_call``.  It has no name of its own,
     so a printed jaxpr shows the function it holds, as JAX does."""
 
-    def __init__(self, rule: Callable):
-        self.rule = rule
-
-    def __call__(self, *args):
-        return self.rule(*args)
-
     def __str__(self):
-        return str(self.rule)
+        return str(self.func)
 
 
 class ClosedRule(ShownRule):
@@ -93,15 +86,15 @@ class ClosedRule(ShownRule):
         consts_batched, in_batched = all_in_batched
         if any(tree_leaves(consts_batched)):
             raise AssertionError(consts_batched)
-        return call_rule(self.rule, axis_size, in_batched, args)
+        return self.func(axis_size, list(in_batched), *args)
 
 
-def call_rule(rule: Callable, axis_size: int, in_batched, args):
-    return rule(axis_size, list(in_batched), *args)
-
-
-def check_vmap_rule_trees(rule: ShownRule, original_out_tree, out_tree, out_batched_tree):
-    name = getattr(rule.rule, "__name__", "<unnamed rule>")
+def call_rule(rule: ShownRule, axis_size: int, in_batched, args, original_out_tree):
+    """The rule's output and its batching flags, checked to share the structure
+    of the function's output."""
+    out, out_batched = rule(axis_size, in_batched, *args)
+    out_tree, out_batched_tree = tree_structure(out), tree_structure(out_batched)
+    name = getattr(rule.func, "__name__", "<unnamed rule>")
     if out_tree != out_batched_tree:
         raise ValueError(f"structure of output value and output batching specification "
                          f"returned by custom vmap rule ({name}) do not match.\n"
@@ -110,6 +103,7 @@ def check_vmap_rule_trees(rule: ShownRule, original_out_tree, out_tree, out_batc
         raise ValueError(f"structure of output returned by custom vmap rule ({name}) does "
                          f"not match that of original custom-vmapped function.\n"
                          f"Original output: {original_out_tree}\nRule output: {out_tree}")
+    return out, out_batched
 
 
 def maybe_bdim_at_front(axis_size: int, x, dim):
@@ -125,11 +119,8 @@ def custom_vmap_batching(axis_size, vals, dims, *, call, rule, in_tree, out_tree
     args = tree_unflatten(in_tree, [maybe_bdim_at_front(axis_size, x, d)
                                     for x, d in zip(vals, dims)])
     in_batched = tree_unflatten(in_tree, [d is not None for d in dims])
-    out, out_batched = call_rule(rule, axis_size, in_batched, args)
-    flat_outs, tree = tree_flatten(out)
-    flat_out_batched, batched_tree = tree_flatten(out_batched)
-    check_vmap_rule_trees(rule, out_tree, tree, batched_tree)
-    return flat_outs, [0 if b else None for b in flat_out_batched]
+    out, out_batched = call_rule(rule, axis_size, in_batched, args, out_tree)
+    return tree_leaves(out), [0 if b else None for b in tree_leaves(out_batched)]
 
 
 def custom_vmap_jvp(primals, tangents, *, call: Jaxpr, rule: ShownRule, in_tree, out_tree):
@@ -144,9 +135,7 @@ def custom_vmap_jvp(primals, tangents, *, call: Jaxpr, rule: ShownRule, in_tree,
         out_mutually_batched = Store()
 
         def to_jvp(*primals):
-            out, out_batched = call_rule(rule, axis_size, mutually_batched, primals)
-            check_vmap_rule_trees(rule, out_tree, tree_structure(out),
-                                  tree_structure(out_batched))
+            out, out_batched = call_rule(rule, axis_size, mutually_batched, primals, out_tree)
             out_mutually_batched.set(out_batched)
             return out
 

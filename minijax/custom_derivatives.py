@@ -31,7 +31,7 @@ import inspect
 from typing import Any, Callable
 
 from minijax import dtypes
-from minijax.ad import JVPTracer, Zero
+from minijax.ad import JVPTracer, Zero, _TypeOnly
 from minijax.core import Primitive, ShapedArray, Trace, Tracer, get_aval
 from minijax.errors import UnexpectedTracerError
 from minijax.jaxpr import eval_jaxpr, jaxpr_as_fun
@@ -39,7 +39,7 @@ from minijax.partial_eval import DynamicJaxprTracer, trace_to_jaxpr, zeros_like_
 from minijax.pjit import compile_jaxpr
 from minijax.tree_util import (
     Partial, Store, broadcast_prefix, flatten_fun, leaf_paths, tree_flatten, tree_map,
-    tree_structure, tree_unflatten)
+    tree_leaves, tree_structure, tree_unflatten)
 
 
 def forward_attr(self, name: str):
@@ -64,11 +64,9 @@ class CustomJVPCallPrimitive(Primitive):
     def get_bind_params(self, params: dict) -> tuple[list, dict]:
         """How a staged equation is bound again: its jaxpr becomes ``fun``, and
         the rule must give primals of the jaxpr's output types."""
-        params = dict(params)
-        call_jaxpr = params.pop("call_jaxpr")
-        params.pop("num_consts", None)
-        jvp = _check_rule_primals(params.pop("jvp"), call_jaxpr.out_avals, params["name"])
-        return [jaxpr_as_fun(call_jaxpr), jvp], params
+        jvp = _check_rule_primals(params["jvp"], params["call_jaxpr"].out_avals, params["name"])
+        rest = {k: v for k, v in params.items() if k not in ("call_jaxpr", "jvp", "num_consts")}
+        return [jaxpr_as_fun(params["call_jaxpr"]), jvp], rest
 
 
 class CustomVJPCallPrimitive(Primitive):
@@ -83,9 +81,8 @@ class CustomVJPCallPrimitive(Primitive):
 
     def get_bind_params(self, params: dict) -> tuple[list, dict]:
         # num_consts stays: differentiation must know which arguments were closed over.
-        params = dict(params)
-        call_jaxpr = params.pop("call_jaxpr")
-        return [jaxpr_as_fun(call_jaxpr), params.pop("fwd"), params.pop("bwd")], params
+        rest = {k: v for k, v in params.items() if k not in ("call_jaxpr", "fwd", "bwd")}
+        return [jaxpr_as_fun(params["call_jaxpr"]), params["fwd"], params["bwd"]], rest
 
 
 custom_jvp_call_p = CustomJVPCallPrimitive("custom_jvp_call")
@@ -100,13 +97,10 @@ for _p in (custom_jvp_call_p, custom_vjp_call_p):
 # Zero tangents as rules see them.
 
 
-class SymbolicZero:
+class SymbolicZero(_TypeOnly):
     """A tangent or cotangent known to be zero, as a rule defined with
     ``symbolic_zeros=True`` receives it: no array, only a type, whose ``shape``,
     ``dtype`` and other attributes it answers for."""
-
-    def __init__(self, aval: ShapedArray):
-        self.aval = aval
 
     def __repr__(self):
         return "SymbolicZero"
@@ -213,8 +207,7 @@ class custom_jvp(_CustomDerivative):  # noqa: N801  (JAX's name)
     def defjvp(self, jvp: Callable, symbolic_zeros: bool = False) -> Callable:
         """Set the rule.  With ``symbolic_zeros``, the tangent of an input that is
         not differentiated is a ``SymbolicZero`` instead of an array of zeros."""
-        self.jvp = jvp
-        self.symbolic_zeros = symbolic_zeros
+        self.jvp, self.symbolic_zeros = jvp, symbolic_zeros
         return jvp
 
     def defjvps(self, *jvps: Callable | None) -> None:
@@ -289,33 +282,29 @@ def _bind_nondiff_args(fun, jvp, args, nondiff_argnums):
 
 
 def _holds_tracers(x) -> bool:
-    return any(isinstance(leaf, Tracer) for leaf in tree_flatten(x)[0])
+    return any(isinstance(leaf, Tracer) for leaf in tree_leaves(x))
 
 
 def _flatten_jvp(jvp: Callable, in_tree, out_tree: Store, primal_name: str,
                  jvp_name: str, symbolic_zeros: bool) -> Callable:
     """The rule as a function of flat primals and tangents, checking what it returns."""
+    must = f"Custom JVP rule {jvp_name} for function {primal_name} must produce"
+
     def flat_jvp(*primals_and_tangents):
         n = len(primals_and_tangents) // 2
         primals_in = primals_and_tangents[:n]
         tangents_in = [_to_rule(t, get_aval(p), symbolic_zeros)
                        for t, p in zip(primals_and_tangents[n:], primals_in)]
-        pair = jvp(tree_unflatten(in_tree, primals_in), tree_unflatten(in_tree, tangents_in))
-        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-            raise TypeError(f"Custom JVP rule {jvp_name} for function {primal_name} must "
-                            f"produce a pair (list or tuple of length two) representing "
-                            f"primal and tangent outputs, but got {pair}.")
+        pair = _pair(jvp(tree_unflatten(in_tree, primals_in), tree_unflatten(in_tree, tangents_in)),
+                     must, "representing primal and tangent outputs")
         primals_out, primal_tree = tree_flatten(pair[0])
         tangents_out, tangent_tree = tree_flatten(pair[1])
         if primal_tree != tangent_tree:
-            raise TypeError(f"Custom JVP rule {jvp_name} for function {primal_name} must "
-                            f"produce primal and tangent outputs with equal container "
-                            f"(pytree) structures, but got {primal_tree} and {tangent_tree} "
-                            f"respectively.")
+            raise TypeError(f"{must} primal and tangent outputs with equal container (pytree) "
+                            f"structures, but got {primal_tree} and {tangent_tree} respectively.")
         if out_tree.is_set() and out_tree.get() != primal_tree:
-            raise TypeError(f"Custom JVP rule {jvp_name} for function {primal_name} must "
-                            f"produce a pair whose first element has the output structure "
-                            f"of {primal_name}, {out_tree.get()}, but it had {primal_tree}.")
+            raise TypeError(f"{must} a pair whose first element has the output structure of "
+                            f"{primal_name}, {out_tree.get()}, but it had {primal_tree}.")
         _check_tangent_types([get_aval(p) for p in primals_out],
                              [t.aval if type(t) is SymbolicZero else get_aval(t)
                               for t in tangents_out])
@@ -324,6 +313,13 @@ def _flatten_jvp(jvp: Callable, in_tree, out_tree: Store, primal_name: str,
 
     flat_jvp.__name__ = jvp_name
     return flat_jvp
+
+
+def _pair(result, must: str, what: str):
+    """What a rule returned, which must be a pair (JAX's error otherwise)."""
+    if not isinstance(result, (list, tuple)) or len(result) != 2:
+        raise TypeError(f"{must} a pair (list or tuple of length two) {what}, but got {result}.")
+    return result
 
 
 def _check_tangent_types(primals: list, tangents: list) -> None:
@@ -386,8 +382,7 @@ class custom_vjp(_CustomDerivative):  # noqa: N801  (JAX's name)
         """Set the rules.  With ``symbolic_zeros``, ``fwd`` receives a
         ``CustomVJPPrimal`` in place of each leaf of its arguments, and ``bwd`` a
         ``SymbolicZero`` for each output cotangent known to be zero."""
-        self.fwd, self.bwd = fwd, bwd
-        self.symbolic_zeros = symbolic_zeros
+        self.fwd, self.bwd, self.symbolic_zeros = fwd, bwd, symbolic_zeros
 
     def __call__(self, *args, **kwargs):
         name = getattr(self.fun, "__name__", "fun")
@@ -396,8 +391,8 @@ class custom_vjp(_CustomDerivative):  # noqa: N801  (JAX's name)
         args = resolve_kwargs(self.fun, args, kwargs, name, "custom_vjp")
         nondiff = {i: args[i] for i in self.nondiff_argnums}
         _check_no_tracers(nondiff)
-        dynamic = [a for i, a in enumerate(args) if i not in nondiff]
-        args_flat, in_tree = tree_flatten(tuple(dynamic))
+        dynamic = tuple(a for i, a in enumerate(args) if i not in nondiff)
+        args_flat, in_tree = tree_flatten(dynamic)
         merge = functools.partial(_merge, nondiff, len(args))
         # fun, when it runs, records its output structure where the rules look for it.
         flat_fun, out_tree = flatten_fun(lambda *dyn: self.fun(*merge(dyn)), in_tree)
@@ -405,8 +400,7 @@ class custom_vjp(_CustomDerivative):  # noqa: N801  (JAX's name)
         flat_fwd = _flatten_fwd(lambda *dyn: self.fwd(*merge(dyn)), in_tree, out_tree,
                                 res_tree, name, _name(self.fwd), self.symbolic_zeros)
         flat_bwd = _flatten_bwd(lambda res, ct: self.bwd(*nondiff.values(), res, ct),
-                                tuple(dynamic), out_tree, res_tree, _name(self.bwd),
-                                self.symbolic_zeros)
+                                dynamic, out_tree, res_tree, _name(self.bwd), self.symbolic_zeros)
         outs = custom_vjp_call_p.bind(flat_fun, flat_fwd, flat_bwd, *args_flat,
                                       out_tree=out_tree, name=name,
                                       symbolic_zeros=self.symbolic_zeros)
@@ -446,11 +440,8 @@ def _flatten_fwd(fwd: Callable, in_tree, out_tree: Store, res_tree: Store,
         args = primals_and_perturbed[:n]
         if symbolic_zeros:
             args = list(map(CustomVJPPrimal, args, primals_and_perturbed[n:]))
-        pair = fwd(*tree_unflatten(in_tree, args))
-        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
-            raise TypeError(f"{must} a pair (list or tuple of length two) where the first "
-                            f"element represents the primal output and the second the "
-                            f"residuals, but got {pair}.")
+        pair = _pair(fwd(*tree_unflatten(in_tree, args)), must, "where the first element "
+                     "represents the primal output and the second the residuals")
         outs, tree = tree_flatten(pair[0])
         residuals, residual_tree = tree_flatten(pair[1])
         if out_tree.is_set() and out_tree.get() != tree:
@@ -467,8 +458,7 @@ def _flatten_bwd(bwd: Callable, primals: tuple, out_tree: Store, res_tree: Store
                  bwd_name: str, symbolic_zeros: bool) -> Callable:
     """bwd as a function of the flat residuals then output cotangents, returning an
     array per input: zeros where bwd gave None or a symbolic zero."""
-    leaves, in_tree = tree_flatten(primals)
-    in_avals, paths = [get_aval(x) for x in leaves], leaf_paths(primals)
+    in_avals, paths = [get_aval(x) for x in tree_leaves(primals)], leaf_paths(primals)
 
     def flat_bwd(*res_and_cts):
         num_res = res_tree.get().num_leaves
@@ -477,17 +467,15 @@ def _flatten_bwd(bwd: Callable, primals: tuple, out_tree: Store, res_tree: Store
                for ct in res_and_cts[num_res:]]
         cts_in = bwd(residuals, tree_unflatten(out_tree.get(), cts))
         cts_in = tuple(cts_in) if isinstance(cts_in, list) else cts_in  # as JAX allows
-        try:
-            if not isinstance(cts_in, tuple):
-                raise ValueError("not a tuple")
-            cts_flat = broadcast_prefix(cts_in, primals)
+        try:  # only a tuple can match the arguments' tuple: anything else goes in a list
+            cts_flat = broadcast_prefix(cts_in if isinstance(cts_in, tuple) else [cts_in], primals)
         except ValueError:
             raise TypeError(
-                f"Custom VJP bwd rule must produce an output with the same container "
-                f"(pytree) structure as the args tuple of the primal function, and in "
-                f"particular must produce a tuple of length equal to the number of "
-                f"arguments to the primal function, but got bwd output structure "
-                f"{tree_flatten(cts_in)[1]} for primal input structure {in_tree}.") from None
+                f"Custom VJP bwd rule must produce an output with the same container (pytree) "
+                f"structure as the args tuple of the primal function, and in particular must "
+                f"produce a tuple of length equal to the number of arguments to the primal "
+                f"function, but got bwd output structure {tree_structure(cts_in)} for primal "
+                f"input structure {tree_structure(primals)}.") from None
         return list(map(_checked, cts_flat, in_avals, paths))
 
     flat_bwd.__name__ = bwd_name
