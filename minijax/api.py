@@ -94,8 +94,7 @@ def linearize(fun: Callable, *primals) -> tuple[Any, Callable]:
         tangents_flat, tree = tree_flatten(tangents)
         if tree != in_tree:
             raise TypeError(f"{_INCONSISTENT_TANGENTS} expected {in_tree}, got {tree}")
-        for p, t in zip(primals_flat, tangents_flat):
-            primal, tangent = get_aval(p), get_aval(t)
+        for primal, tangent in zip(map(get_aval, primals_flat), map(get_aval, tangents_flat)):
             if (tangent.shape, tangent.dtype) != (primal.shape, primal.to_tangent_aval().dtype):
                 raise ValueError(f"{_INCONSISTENT_TANGENTS}\nGot tangent aval {tangent} for "
                                  f"primal aval {primal} but expected "
@@ -204,10 +203,8 @@ def value_and_grad(fun: Callable, argnums: int | tuple[int, ...] = 0,
             _check_input_dtype(leaf, allow_int)
 
         def fun_of_diff_args(*diff_args):
-            full = list(args)
-            for i, a in zip(positions, diff_args):
-                full[i] = a
-            return fun(*full, **kwargs)  # keyword arguments are not differentiated
+            full = dict(enumerate(args)) | dict(zip(positions, diff_args))
+            return fun(*full.values(), **kwargs)  # keyword arguments are not differentiated
 
         ans, aux, _, pullback, residuals = _vjp(fun_of_diff_args, diff_args, has_aux)
         _check_scalar(ans)

@@ -17,6 +17,7 @@ import numpy as np
 from minijax import dtypes
 from minijax.lax import lax
 from minijax.core import Array, ArrayMethods, Tracer, get_aval, to_array
+from minijax.tree_util import tree_leaves
 
 pi = math.pi
 e = math.e
@@ -48,9 +49,9 @@ bool_ = _ScalarType("bool")
 
 def asarray(x, dtype=None):
     """An array from a Python scalar, nested lists, a NumPy array or an array."""
-    if isinstance(x, (list, tuple)) and builtins.any(isinstance(v, Tracer) for v in _flat(x)):
-        return asarray(_strong(stack([asarray(v) for v in x])), dtype)  # a list is strong
     if isinstance(x, (list, tuple)):
+        if builtins.any(isinstance(v, Tracer) for v in tree_leaves(x)):
+            return asarray(_strong(stack([asarray(v) for v in x])), dtype)  # a list is strong
         x = np.asarray([np.asarray(v) for v in x])  # a list is strongly typed
     if dtype is None:
         return x if isinstance(x, Tracer) else to_array(x)
@@ -79,11 +80,6 @@ def stack(arrays, axis: int = 0):
     expanded = (*shape[:axis], 1, *shape[axis:])
     kept = tuple(i for i in range(len(expanded)) if i != axis)
     return lax.concatenate([lax.broadcast_in_dim(a, expanded, kept) for a in arrays], axis)
-
-
-def _flat(xs):
-    for x in xs:
-        yield from _flat(x) if isinstance(x, (list, tuple)) else [x]
 
 
 def zeros(shape, dtype=float32) -> Array:
@@ -337,12 +333,12 @@ def broadcast_to(x, shape):
     x = _as_operand(x)
     shape = tuple(shape)
     aval = get_aval(x)
-    ndim = aval.ndim
-    if ndim > len(shape) or builtins.any(d not in (1, s) for d, s in zip(aval.shape[::-1], shape[::-1])):
+    if aval.ndim > len(shape) or builtins.any(
+            d not in (1, s) for d, s in zip(aval.shape[::-1], shape[::-1])):
         raise ValueError(f"Incompatible types for broadcasting: input type="
                          f"{aval.str_short(short_dtypes=False)} and requested type="
                          f"{aval.update(shape=shape).str_short(short_dtypes=False)}")
-    return lax.broadcast_in_dim(x, shape, tuple(range(len(shape) - ndim, len(shape))))
+    return lax.broadcast_in_dim(x, shape, tuple(range(len(shape) - aval.ndim, len(shape))))
 
 
 def reshape(x, shape):
@@ -399,14 +395,12 @@ def getitem(x, index):
                         "and ...) and traced integer scalars, not indexing with an "
                         "array or a list; use jnp.where or arithmetic instead")
     # None (np.newaxis) adds an axis of size 1: index without it, then reshape.
-    kept = tuple(item for item in index if item is not None)
-    result = _basic_getitem(x, kept)
-    if len(kept) == len(index):
-        return result
-    shape = list(get_aval(result).shape)
-    for position in _new_axis_positions(index, get_aval(x).ndim):
-        shape.insert(position, 1)
-    return lax.reshape(result, tuple(shape))
+    result = _basic_getitem(x, tuple(item for item in index if item is not None))
+    expanded = _expand_ellipsis(index, get_aval(x).ndim + builtins.sum(i is None for i in index))
+    # Integers drop their axis; each slice keeps one, each None makes one.
+    sizes = iter(get_aval(result).shape)
+    return lax.reshape(result, tuple(1 if item is None else next(sizes) for item in expanded
+                                     if not isinstance(item, (int, np.integer))))
 
 
 def _static_if_concrete(item):
@@ -432,9 +426,8 @@ def _getitem_traced(x, index: tuple, traced: list):
     result = getitem(x, tuple(builtins.slice(None) if i in traced else item
                               for i, item in enumerate(index)))
     # The axis each traced index applies to, among the axes the other items left.
-    axes = [builtins.sum(not isinstance(item, (int, np.integer)) for item in index[:i])
-            for i in traced]
-    for i, axis in reversed(list(zip(traced, axes))):
+    for i in reversed(traced):
+        axis = builtins.sum(not isinstance(item, (int, np.integer)) for item in index[:i])
         result = _take(result, index[i], axis)
     return result
 
@@ -451,14 +444,6 @@ def _take(x, i, axis: int):
     return sum(where(hit, x, zeros_like(x)), axis=axis)
 
 
-def _new_axis_positions(index: tuple, ndim: int) -> list[int]:
-    """Where each None of ``index`` puts its axis in the result."""
-    expanded = _expand_ellipsis(index, ndim + builtins.sum(i is None for i in index))
-    # Integers drop their axis; every other item (None, a slice) makes one.
-    kept = [item for item in expanded if not isinstance(item, (int, np.integer))]
-    return [axis for axis, item in enumerate(kept) if item is None]
-
-
 def _basic_getitem(x, index: tuple):
     shape = get_aval(x).shape
     index = _expand_ellipsis(index, len(shape))
@@ -467,8 +452,10 @@ def _basic_getitem(x, index: tuple):
         if isinstance(item, builtins.slice):
             start, stop, step = item.indices(size)
             if step < 0:
-                # As JAX does: slice the same entries in increasing order, then reverse.
-                start, stop, step = _increasing(size, start, stop, step)
+                # As JAX does: slice the same entries in increasing order, then reverse
+                # (by JAX's arithmetic, so an empty slice starts where JAX's does).
+                first = builtins.min(size, stop + 1 + builtins.abs(start - stop - 1) % -step)
+                start, stop, step = first, builtins.max(first, start + 1), -step
                 reversed_axes.append(axis)
         elif isinstance(item, (int, np.integer)) and not isinstance(item, bool):
             # Out-of-bounds indices are clamped, as JAX does (it cannot raise on device).
@@ -481,34 +468,25 @@ def _basic_getitem(x, index: tuple):
         starts.append(start)
         limits.append(builtins.max(start, stop))
         strides.append(step)
-    if (starts, limits, set(strides)) == ([0] * len(shape), list(shape), {1}):
-        sliced = x  # the whole array: JAX stages no slice either
-    else:
-        sliced = lax.slice(x, starts, limits, None if set(strides) <= {1} else strides)
+    whole = (starts, limits, set(strides)) == ([0] * len(shape), list(shape), {1})
+    # The whole array: JAX stages no slice either.
+    sliced = x if whole else lax.slice(x, starts, limits, None if set(strides) <= {1} else strides)
     if reversed_axes:
         sliced = lax.rev(sliced, reversed_axes)
     return lax.squeeze(sliced, squeezed)
 
 
-def _increasing(size: int, start: int, stop: int, step: int) -> tuple[int, int, int]:
-    """The slice with a positive step taking the entries ``start:stop:step`` (step < 0)
-    takes, in increasing order; by JAX's arithmetic, so an empty one starts where JAX's does."""
-    first = builtins.min(size, stop + 1 + builtins.abs(start - stop - 1) % -step)
-    return first, builtins.max(first, start + 1), -step
-
-
 def _expand_ellipsis(index: tuple, ndim: int) -> tuple:
     if builtins.sum(item is Ellipsis for item in index) > 1:
         raise IndexError("an index can only have a single ellipsis ('...')")
-    # Compare by identity: `in` would call == on array items.
-    at = next((i for i, item in enumerate(index) if item is Ellipsis), None)
-    if at is not None:
-        fill = (builtins.slice(None),) * (ndim - len(index) + 1)
-        index = index[:at] + fill + index[at + 1:]
-    if len(index) > ndim:
+    # Compare by identity: `in` would call == on array items.  Without an ellipsis,
+    # the missing axes are filled in at the end.
+    at = next((i for i, item in enumerate(index) if item is Ellipsis), len(index))
+    rest = index[:at] + index[at + 1:]
+    if len(rest) > ndim:
         raise IndexError(f"too many indices for array: array is {ndim}-dimensional, "
-                         f"but {len(index)} were indexed")
-    return index + (builtins.slice(None),) * (ndim - len(index))
+                         f"but {len(rest)} were indexed")
+    return index[:at] + (builtins.slice(None),) * (ndim - len(rest)) + index[at + 1:]
 
 
 # ---------------------------------------------------------------------------
@@ -525,10 +503,6 @@ def _set_array_methods(cls) -> None:
     for name, fn in operators.items():
         setattr(cls, f"__{name}__", fn)
         setattr(cls, f"__r{name}__", _reflected(fn))
-    unreflected = {"lt": less, "le": less_equal, "gt": greater, "ge": greater_equal,
-                   "eq": equal, "ne": not_equal, "neg": negative, "abs": abs, "getitem": getitem}
-    for name, fn in unreflected.items():
-        setattr(cls, f"__{name}__", fn)
     cls.__pos__ = lambda self: self
     cls.T = property(transpose)
     cls.reshape = lambda self, *shape: reshape(self, shape[0] if len(shape) == 1 else shape)
@@ -536,8 +510,11 @@ def _set_array_methods(cls) -> None:
     cls.transpose = lambda self, *axes: transpose(
         self, (axes[0] if len(axes) == 1 else axes) or None)
     cls.clip = lambda self, min=None, max=None: clip(self, min, max)  # noqa: A002
-    for name, fn in {"sum": sum, "mean": mean, "max": max, "min": min, "any": any,
-                     "all": all, "dot": dot, "astype": asarray}.items():
+    methods = {"__lt__": less, "__le__": less_equal, "__gt__": greater, "__ge__": greater_equal,
+               "__eq__": equal, "__ne__": not_equal, "__neg__": negative, "__abs__": abs,
+               "__getitem__": getitem, "sum": sum, "mean": mean, "max": max, "min": min,
+               "any": any, "all": all, "dot": dot, "astype": asarray}
+    for name, fn in methods.items():
         setattr(cls, name, fn)
 
 

@@ -19,9 +19,8 @@ the order, the mode, the two numbers and the tolerance.
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 
@@ -72,10 +71,6 @@ def _combine(op: Callable, xs: Any, ys: Any) -> Any:
     return tree_map(lambda x, y: _in_dtype_of(x, op(np.asarray(x), np.asarray(y))), xs, ys)
 
 
-_add = functools.partial(_combine, np.add)
-_sub = functools.partial(_combine, np.subtract)
-
-
 def _difference(x: Any, y: Any) -> np.ndarray:
     """``x - y`` in ``x``'s dtype, with ``inf - inf = 0`` (equal values cancel)."""
     dtype = _dtype(x)
@@ -92,8 +87,8 @@ def _inner_product(xs: Any, ys: Any) -> np.ndarray:
 def numerical_jvp(f: Callable, primals: Sequence, tangents: Sequence, eps: float = EPS) -> Any:
     """The central difference ``(f(x + eps t) - f(x - eps t)) / (2 eps)``."""
     delta = _scale(tangents, eps)
-    f_pos = f(*_add(primals, delta))
-    f_neg = f(*_sub(primals, delta))
+    f_pos = f(*_combine(np.add, primals, delta))
+    f_neg = f(*_combine(np.subtract, primals, delta))
     return _scale(tree_map(_difference, f_pos, f_neg), 0.5 / eps)
 
 
@@ -125,8 +120,7 @@ def _where(err_msg: str) -> str:
     return f"check_grads, order {words.count('of') + 1}, mode {mode!r} ({err_msg}): "
 
 
-@dataclasses.dataclass(frozen=True)
-class _Check:
+class _Check(NamedTuple):
     """What a comparison checks, for its failure report."""
 
     label: str  # JAX's label, e.g. "VJP of JVP cotangent projection"
@@ -225,9 +219,8 @@ def check_vjp(f: Callable, f_vjp: Callable, args: Sequence, atol: Tolerance = No
     tangent = tree_map(rand_like, args)
     tangent_out = numerical_jvp(f, args, tangent, eps=eps)
     cotangent = tree_map(rand_like, v_out)
-    cotangent_out = vjp_fun(cotangent)
-    _check_close(_inner_product(tangent, cotangent_out), _inner_product(tangent_out, cotangent),
-                 atol, rtol, _check(
+    _check_close(_inner_product(tangent, vjp_fun(cotangent)),
+                 _inner_product(tangent_out, cotangent), atol, rtol, _check(
                      err_msg, "cotangent projection", ("<vjp(ct), t>", "<ct, jvp(t)>"),
                      f"the two sides of <vjp(ct), t> = <ct, jvp(t)> differ (t, ct random; "
                      f"jvp(t) by central differences, eps={eps:g})"))

@@ -41,11 +41,10 @@ register_pytree_node(type(None), lambda _: ((), None), lambda _, __: None)
 
 def _node_type(kind: type) -> _NodeType | None:
     """How to take apart and rebuild a node of type ``kind``; None for a leaf."""
-    if kind in _registry:
-        return _registry[kind]
-    if issubclass(kind, tuple) and hasattr(kind, "_fields"):  # a namedtuple
-        return _NodeType(lambda t: (tuple(t), None), lambda _, xs: kind(*xs))
-    return None
+    node_type = _registry.get(kind)
+    if node_type is None and issubclass(kind, tuple) and hasattr(kind, "_fields"):  # namedtuple
+        node_type = _NodeType(lambda t: (tuple(t), None), lambda _, xs: kind(*xs))
+    return node_type
 
 
 class PyTreeDef:
@@ -179,10 +178,8 @@ _NO_INITIALIZER = object()
 def tree_reduce(function: Callable, tree, initializer: Any = _NO_INITIALIZER,
                 is_leaf: Callable[[Any], bool] | None = None):
     """``functools.reduce`` over the leaves of ``tree``."""
-    leaves = tree_leaves(tree, is_leaf)
-    if initializer is _NO_INITIALIZER:
-        return functools.reduce(function, leaves)
-    return functools.reduce(function, leaves, initializer)
+    start = () if initializer is _NO_INITIALIZER else (initializer,)
+    return functools.reduce(function, tree_leaves(tree, is_leaf), *start)
 
 
 def tree_all(tree, *, is_leaf: Callable[[Any], bool] | None = None) -> bool:
@@ -272,12 +269,11 @@ def broadcast_prefix(prefix, tree) -> list:
     prefix_node = _node_type(type(prefix))
     if prefix is None or prefix_node is None:
         return [prefix] * len(tree_leaves(tree))
-    if type(tree) is not type(prefix):
-        raise ValueError(f"expected {tree_structure(tree)}, got {tree_structure(prefix)}")
+    same_type = type(tree) is type(prefix)
     prefix_children, prefix_aux = prefix_node.to_iterable(prefix)
-    children, aux = prefix_node.to_iterable(tree)
+    children, aux = prefix_node.to_iterable(tree) if same_type else ((), None)
     prefix_children, children = list(prefix_children), list(children)
-    if aux != prefix_aux or len(children) != len(prefix_children):
+    if not same_type or aux != prefix_aux or len(children) != len(prefix_children):
         raise ValueError(f"expected {tree_structure(tree)}, got {tree_structure(prefix)}")
     return [leaf for p, t in zip(prefix_children, children) for leaf in broadcast_prefix(p, t)]
 

@@ -161,12 +161,9 @@ def _convert_element_type_impl(x, *, new_dtype, weak_type):
     return x.astype(new_dtype)
 
 
-def _convert_element_type_abstract_eval(x, *, new_dtype, weak_type):
-    return x.update(dtype=new_dtype, weak_type=weak_type)
-
-
 convert_element_type_p = _primitive(
-    "convert_element_type", _convert_element_type_impl, _convert_element_type_abstract_eval)
+    "convert_element_type", _convert_element_type_impl,
+    lambda x, *, new_dtype, weak_type: x.update(dtype=new_dtype, weak_type=weak_type))
 
 
 def convert_element_type(x, new_dtype, weak_type: bool = False):
@@ -201,10 +198,8 @@ reduce_min_p, reduce_min = _reduction("reduce_min", np.min)
 
 def _broadcast_in_dim_impl(x, *, shape, broadcast_dimensions):
     # Give x a length-1 axis wherever the result has a new one, then broadcast.
-    expanded = [1] * len(shape)
-    for src, dst in enumerate(broadcast_dimensions):
-        expanded[dst] = x.shape[src]
-    return np.broadcast_to(np.reshape(x, expanded), shape)
+    new_axes = tuple(i for i in range(len(shape)) if i not in broadcast_dimensions)
+    return np.broadcast_to(np.expand_dims(x, new_axes), shape)
 
 
 def _broadcast_in_dim_abstract_eval(x, *, shape, broadcast_dimensions):
@@ -249,13 +244,9 @@ def squeeze(x, dimensions: tuple[int, ...]):
     return squeeze_p.bind(x, dimensions=tuple(dimensions)) if dimensions else x
 
 
-def _transpose_abstract_eval(x, *, permutation):
-    return x.update(shape=tuple(x.shape[i] for i in permutation))
-
-
 transpose_p = _primitive(
     "transpose", lambda x, *, permutation: np.transpose(x, permutation),
-    _transpose_abstract_eval)
+    lambda x, *, permutation: x.update(shape=tuple(x.shape[i] for i in permutation)))
 
 
 def transpose(x, permutation: tuple[int, ...]):
@@ -313,11 +304,8 @@ def _pad_impl(x, padding_value, *, padding_config):
     return out
 
 
-def _pad_abstract_eval(x, padding_value, *, padding_config):
-    return x.update(shape=_padded_shape(x.shape, padding_config))
-
-
-pad_p = _primitive("pad", _pad_impl, _pad_abstract_eval)
+pad_p = _primitive("pad", _pad_impl, lambda x, padding_value, *, padding_config: x.update(
+    shape=_padded_shape(x.shape, padding_config)))
 
 
 def pad(x, padding_value, padding_config):
@@ -369,14 +357,14 @@ def _dot_general_impl(lhs, rhs, *, dimension_numbers, preferred_element_type):
 
 
 def _dot_general_abstract_eval(lhs, rhs, *, dimension_numbers, preferred_element_type):
-    (lhs_contract, rhs_contract), (lhs_batch, rhs_batch) = dimension_numbers
-    for l, r in [*zip(lhs_contract, rhs_contract), *zip(lhs_batch, rhs_batch)]:
-        if lhs.shape[l] != rhs.shape[r]:
+    # The sizes of the einsum spec's letters: an axis lhs and rhs share has one size.
+    operands, out = _dot_general_spec(lhs.ndim, rhs.ndim, dimension_numbers).split("->")
+    sizes: dict[str, int] = {}
+    for letter, size in zip(operands.replace(",", ""), lhs.shape + rhs.shape):
+        if sizes.setdefault(letter, size) != size:
             raise TypeError(f"dot_general got incompatible shapes "
                             f"{lhs.str_short()} and {rhs.str_short()}")
-    shape = ([lhs.shape[i] for i in lhs_batch]
-             + [d for i, d in enumerate(lhs.shape) if i not in lhs_batch + lhs_contract]
-             + [d for i, d in enumerate(rhs.shape) if i not in rhs_batch + rhs_contract])
+    shape = [sizes[letter] for letter in out]
     return ShapedArray(shape, preferred_element_type, lhs.weak_type and rhs.weak_type)
 
 
