@@ -269,6 +269,10 @@ def _axis_size(fun: Callable, args: tuple, args_flat: list, in_axes: list,
     distinct = {s for s in sizes if s is not None} | ({axis_size} - {None})
     if len(distinct) == 1:
         return distinct.pop()
+    if not args_flat:
+        raise ValueError(f"vmap wrapped function must be passed at least one argument "
+                         f"containing an array or axis_size must be specified, got empty "
+                         f"*args={args} and **kwargs={{}}")
     if not distinct:
         raise ValueError("vmap must have at least one non-None value in in_axes or "
                          "axis_size must be specified")

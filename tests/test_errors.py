@@ -64,6 +64,11 @@ def test_grad_argnums_out_of_range():
                      "TypeError", "argnums=2", "1 positional")
 
 
+def test_vmap_of_no_arguments():
+    raises_as_in_jax(lambda jax, jnp: jax.vmap(lambda: 1.)(), "ValueError",
+                     "must be passed at least one argument containing an array")
+
+
 def test_has_aux_without_a_pair():
     raises_as_in_jax(lambda jax, jnp: jax.grad(lambda x: x, has_aux=True)(1.0), "TypeError")
 

@@ -386,6 +386,15 @@ def test_pow_tangents_are_strongly_typed_as_in_jax():
     parity.assert_same(lambda jax, jnp: jax.grad(lambda y: 2.0 ** y)(1.5))
 
 
+def test_integer_exponents_are_not_promoted_as_in_jax():
+    """A concrete integer scalar exponent is unrolled (the base keeps its weak type);
+    an integer array exponent leaves the result weak only if both operands are."""
+    parity.assert_same(lambda jax, jnp: ((-5) ** jnp.int32(2), 2.5 ** jnp.array(3),
+                                         jnp.power(0.5, jnp.array([1, -2], jnp.int32)),
+                                         jnp.power(jnp.float32(0.5), jnp.array([3]))))
+    parity.assert_same(lambda jax, jnp: jax.vmap(lambda n: 0.5 ** n)(jnp.array([1, 2])))
+
+
 @pytest.mark.parametrize("make", [
     lambda jnp: jnp.array(3.0), lambda jnp: jnp.array([3.0]), lambda jnp: jnp.array(3),
     lambda jnp: jnp.array([1, 2]), lambda jnp: jnp.array(True), lambda jnp: jnp.array([True]),
