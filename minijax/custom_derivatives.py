@@ -30,6 +30,8 @@ import functools
 import inspect
 from typing import Any, Callable
 
+import numpy as np
+
 from minijax import dtypes
 from minijax.ad import JVPTracer, Zero, _TypeOnly
 from minijax.core import Primitive, ShapedArray, Trace, Tracer, get_aval
@@ -232,6 +234,7 @@ class custom_jvp(_CustomDerivative):  # noqa: N801  (JAX's name)
         args = resolve_kwargs(self.fun, args, kwargs, name)
         fun, jvp, dyn_args = _bind_nondiff_args(self.fun, self.jvp, args, self.nondiff_argnums)
         args_flat, in_tree = tree_flatten(tuple(dyn_args))
+        args_flat = list(map(_narrowed, args_flat))
         flat_fun, out_tree = flatten_fun(fun, in_tree)
         # Whichever of fun and the rule runs records the output structure.
         flat_jvp = _flatten_jvp(jvp, in_tree, out_tree, name,
@@ -239,6 +242,14 @@ class custom_jvp(_CustomDerivative):  # noqa: N801  (JAX's name)
         outs = custom_jvp_call_p.bind(flat_fun, flat_jvp, *args_flat, name=name,
                                       symbolic_zeros=self.symbolic_zeros)
         return tree_unflatten(out_tree.get(), outs)
+
+
+def _narrowed(x):
+    """A NumPy value of a wider dtype (float64, int64) narrowed to minijax's, as JAX's
+    bind narrows it: the function and its rules see float32, not float64."""
+    if isinstance(x, (np.ndarray, np.generic)) and dtypes.canonicalize(x.dtype) != x.dtype:
+        return np.asarray(x, dtypes.canonicalize(x.dtype))
+    return x
 
 
 def resolve_kwargs(fun: Callable, args: tuple, kwargs: dict, name: str,
@@ -393,6 +404,7 @@ class custom_vjp(_CustomDerivative):  # noqa: N801  (JAX's name)
         _check_no_tracers(nondiff)
         dynamic = tuple(a for i, a in enumerate(args) if i not in nondiff)
         args_flat, in_tree = tree_flatten(dynamic)
+        args_flat = list(map(_narrowed, args_flat))
         merge = functools.partial(_merge, nondiff, len(args))
         # fun, when it runs, records its output structure where the rules look for it.
         flat_fun, out_tree = flatten_fun(lambda *dyn: self.fun(*merge(dyn)), in_tree)

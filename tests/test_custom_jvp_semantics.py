@@ -597,3 +597,19 @@ def test_closing_over_a_value_of_jit_or_vmap(transform):
     transforms = {"jit": lambda jax, g: jax.jit(g)(3.),
                   "vmap": lambda jax, g: jax.vmap(g)(jax.numpy.ones(2))}
     assert_same(lambda jax, jnp: closing_over(jax, jnp, transforms[transform]))
+
+
+def test_numpy_inputs_of_wide_dtypes_are_narrowed_as_jax_binds_them():
+    """A float64 NumPy input reaches the function and its rules as float32, so their
+    NumPy arithmetic gives float32 too, in custom_jvp and custom_vjp alike."""
+    def square(jax, jnp):
+        f = jax.custom_jvp(lambda a: a * a * 1.5)
+        f.defjvp(lambda p, t: (f(p[0]), 3. * p[0] * t[0]))
+        g = jax.custom_vjp(lambda a: a * a * 1.5)
+        g.defvjp(lambda a: (g(a), a), lambda a, ct: (3. * a * ct,))
+        return f, g
+
+    x64 = np.array([0.5, np.nan])
+    assert_same(lambda jax, jnp: [h(x64) for h in square(jax, jnp)])
+    assert_same(lambda jax, jnp: [jax.grad(lambda x, y: jnp.sum(x * h(y)))(1., x64)
+                                  for h in square(jax, jnp)])
