@@ -134,10 +134,11 @@ def program(x, y):
 
 
 @pytest.mark.parametrize("use", ["return g(y)", "g(y)\n    return jnp.sin(y)",
-                                 "return jnp.sin(y)"])
+                                 "g(x)\n    return jnp.sin(y)", "return jnp.sin(y)"])
 def test_closure_under_jit_is_the_closure_whether_or_not_it_is_used(use):
-    """JAX fails on the first (internal TypeError), returns on the second (the rule's
-    result is dead code): the entry explains both. The third closes over nothing."""
+    """JAX fails on the first (internal TypeError), returns on the second and third
+    (the rule's result is dead code; in the third the rule closes over a value that is
+    not differentiated): the entry explains all three. The last calls no rule."""
     mismatch = fuzz.compare(fuzz.Program.from_source(
         CLOSURE_UNDER_JIT.format(use=use), np.float32(0.5), np.float32(-1.0)))
     if use == "return jnp.sin(y)":
