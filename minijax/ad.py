@@ -219,7 +219,6 @@ def jvp_flat(f: Callable, primals: list, tangents: list,
         with set_current_trace(trace):
             outs = f(*tracers)
         pairs = [trace.to_primal_tangent_pair(out) for out in outs]
-        trace.invalidate()
     return [p for p, _ in pairs], [instantiate_zeros(t) if instantiate else t for _, t in pairs]
 
 
@@ -236,7 +235,6 @@ def linearize_flat(f: Callable, primals: list) -> tuple[list, list[bool], Jaxpr,
         with set_current_trace(trace):
             outs = f(*tracers)
         pairs = [trace.to_primal_tangent_pair(out) for out in outs]
-        trace.invalidate()
     nonzeros = [type(t) is not Zero for _, t in pairs]
     # Scalar residuals stay constants (no literals: nobody prints this jaxpr).
     jaxpr, residuals = tangent_trace.to_jaxpr(

@@ -323,8 +323,9 @@ class Trace:
     A trace is made with its *parent*, the trace that was current when the
     transformation started, and a tag.  It treats its own tracers (those with its
     tag) as values it transforms and every other value as a constant, and it runs
-    its rules with the parent current.  When the transformation ends, the trace
-    is invalidated, and so are its tracers.  Each kind of trace defines
+    its rules with the parent current.  A transformation may invalidate its trace
+    when it ends (vmap and jit do; jvp and linearize, as in JAX, do not), and
+    ``bind`` then refuses its tracers.  Each kind of trace defines
     ``process_primitive``, ``process_custom_jvp_call`` and ``process_custom_vjp_call``.
     """
 
@@ -352,6 +353,7 @@ class Tracer(ArrayMethods):
     """
 
     __slots__ = ("_trace",)
+    weak_type = property(lambda self: self.aval.weak_type)
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

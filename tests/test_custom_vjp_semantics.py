@@ -211,6 +211,44 @@ def test_forward_mode_raises_type_error_after_fwd_ran(name):
     assert log == expected
 
 
+def _closing_over_a_value_jvp_differentiates(jax, jnp):
+    def f(x):
+        c = jnp.mean(x)
+
+        @jax.custom_vjp
+        def h(a):
+            return a * a * c
+        h.defvjp(lambda a: (a * a * c, (a,)), lambda res, g: (2. * res[0] * c * g,))
+        return h(x)
+    return _jvp_at(jax, f)
+
+
+CLOSURE_UNDER_JVP = {
+    "jvp": (lambda jax, f: f, "UnexpectedTracerError"),
+    "jit of jvp": (lambda jax, f: jax.jit(f), "UnexpectedTracerError"),
+    "vmap of jvp": (lambda jax, f: jax.vmap(f), "UnexpectedTracerError"),
+    "vmap of jit of jvp": (lambda jax, f: jax.vmap(jax.jit(f)), "TypeError"),
+}
+
+
+@pytest.mark.parametrize("name", CLOSURE_UNDER_JVP)
+def test_fwd_closing_over_a_value_jvp_differentiates(name):
+    """fwd runs with jvp's parent current, so the JVPTracer it closes over has escaped.
+    Computing with it outside any transformation is refused as a leak. A staging trace
+    keeps it as a constant instead (jvp leaves its trace valid), and under vmap the
+    batching rule of custom_lin refuses the jaxpr first, with forward mode's message."""
+    transform, expected = CLOSURE_UNDER_JVP[name]
+
+    def run(jax, jnp):
+        f = transform(jax, _closing_over_a_value_jvp_differentiates(jax, jnp))
+        try:
+            f(jnp.array([2.75, -0.25]))
+        except Exception as e:
+            return type(e).__name__, str(e).splitlines()[0]
+        return "no error"
+    assert assert_same(run)[0] == expected
+
+
 # ---------------------------------------------------------------------------
 # None as a zero cotangent
 

@@ -212,6 +212,15 @@ def test_a_leaked_tracer_used_later(transform, use):
     assert isinstance(error, minijax.errors.UnexpectedTracerError)
 
 
+@pytest.mark.parametrize("transform", ["grad", "jvp", "linearize"])
+def test_a_leaked_tracer_is_a_constant_of_a_later_jaxpr(transform):
+    """Forward and reverse mode leave their traces valid when they end, as JAX's do:
+    a tracer they leaked is staged as a constant, and refused only when computed with."""
+    def staged(jax, jnp):
+        return str(jax.make_jaxpr(lambda y: y * leak(jax, jnp, transform))(2.0))
+    assert parity.assert_same(staged).startswith("{ lambda a:f32[]; b:f32[]. let")
+
+
 @pytest.mark.parametrize("transform", ["grad", "vmap", "jvp", "linearize"])
 def test_a_leaked_tracer_message(transform):
     """JAX's message in full. (For a tracer leaked by jit, JAX also says where the

@@ -32,6 +32,21 @@ def test_tracers_print_as_in_jax(name, run):
     parity.assert_same(run)
 
 
+def show_type(x):
+    print(x.shape, x.dtype, x.weak_type, x.ndim, x.size)
+    return x
+
+
+@pytest.mark.parametrize("transform", [
+    lambda jax, jnp, f: jax.jit(f)(1.0),
+    lambda jax, jnp, f: jax.jvp(f, (jnp.ones(3),), (jnp.ones(3),)),
+    lambda jax, jnp, f: jax.grad(f)(2.0),
+    lambda jax, jnp, f: jax.vmap(f)(jnp.ones((2, 3), jnp.int32)),
+], ids=["jit", "jvp", "grad", "vmap"])
+def test_a_tracer_has_the_type_attributes_of_its_aval(transform):
+    parity.assert_same(lambda jax, jnp: transform(jax, jnp, show_type))
+
+
 def closure_example(jax, jnp, outer):
     """The issue's example: a rule closes over x, traced by a vmap around it."""
     def h(z):
