@@ -73,6 +73,10 @@ class PyTreeDef:
     def unflatten(self, leaves: Iterable):
         return tree_unflatten(self, leaves)
 
+    def flatten_up_to(self, tree) -> list:
+        """The subtrees of ``tree`` at the places of this structure's leaves."""
+        return _flatten_up_to(self, tree)
+
     @property
     def num_leaves(self) -> int:
         return 1 if self.node_type is None else sum(c.num_leaves for c in self.children)
@@ -198,7 +202,7 @@ def tree_transpose(outer_treedef: PyTreeDef, inner_treedef: PyTreeDef | None,
                    pytree_to_transpose):
     """Turn a tree of structure outer-of-inner into one of structure inner-of-outer
     (the inner structure, if not given, is that of the first inner tree)."""
-    subtrees = _flatten_up_to(outer_treedef, pytree_to_transpose)
+    subtrees = outer_treedef.flatten_up_to(pytree_to_transpose)
     if inner_treedef is None:
         inner_treedef = tree_structure(subtrees[0])
     leaves, treedef = tree_flatten(pytree_to_transpose)
@@ -213,11 +217,47 @@ def tree_transpose(outer_treedef: PyTreeDef, inner_treedef: PyTreeDef | None,
 
 
 def _flatten_up_to(treedef: PyTreeDef, tree) -> list:
-    """The subtrees of ``tree`` at the places of the leaves of ``treedef``."""
+    """The subtrees of ``tree`` at the places of the leaves of ``treedef``; JAX's
+    ``ValueError`` where ``tree`` lacks one of ``treedef``'s nodes."""
     if treedef.node_type is None:
         return [tree]
-    children = _node_type(type(tree)).to_iterable(tree)[0]
+    children, _ = _node_like(treedef, tree)
     return [sub for c, child in zip(treedef.children, children) for sub in _flatten_up_to(c, child)]
+
+
+_NONE_IS_NOT_A_PREFIX = (
+    "\n\nIn previous releases of JAX, flatten-up-to used to consider None to be a "
+    "tree-prefix of non-None values. To obtain the previous behavior, you can usually "
+    "write:\n  jax.tree.map(lambda x, y: None if x is None else f(x, y), a, b, "
+    "is_leaf=lambda x: x is None)")
+
+
+def _node_like(treedef: PyTreeDef, tree) -> tuple[Iterable, Hashable]:
+    """The children and aux data of ``tree``, a node of the same type and arity as
+    ``treedef``'s root, in the words of JAX's messages if it is not one."""
+    kind, children = treedef.node_type, treedef.children
+    name = {tuple: "tuple", list: "list", dict: "dict"}.get(kind)
+    if type(tree) is not kind:
+        if kind is type(None):
+            raise ValueError(f"Expected None, got {tree!r}.{_NONE_IS_NOT_A_PREFIX}")
+        if name is not None:
+            raise ValueError(f"Expected {name}, got {tree!r}.")
+        if kind in _registry:
+            raise ValueError(f"Custom node type mismatch: expected type: {kind!r}, value: {tree!r}.")
+        if not hasattr(type(tree), "_fields"):
+            raise ValueError(f"Expected named tuple, got {tree!r}.")
+        raise ValueError(f"Named tuple type mismatch: expected type: {kind!r}, tuple: {tree!r}.")
+    got, aux_data = _node_type(kind).to_iterable(tree)
+    if kind is dict and aux_data != treedef.aux_data:
+        raise ValueError(f"Dict key mismatch; expected keys: {list(treedef.aux_data)}; "
+                         f"present keys: {list(aux_data)}.")
+    if name is not None and len(got) != len(children):
+        raise ValueError(f"{name.capitalize()} arity mismatch: {len(got)} != {len(children)}; "
+                         f"{name}: {tree!r}.")
+    if kind in _registry and aux_data != treedef.aux_data:
+        raise ValueError(f"Mismatch custom node data: {treedef.aux_data!r} != {aux_data!r}; "
+                         f"value: {tree!r}.")
+    return got, aux_data
 
 
 def leaf_paths(tree) -> list[str]:

@@ -221,6 +221,19 @@ def test_a_leaked_tracer_is_a_constant_of_a_later_jaxpr(transform):
     assert parity.assert_same(staged).startswith("{ lambda a:f32[]; b:f32[]. let")
 
 
+def test_a_tracer_leaked_by_jit_is_refused_by_a_later_staging():
+    """A simplification listed in "Jaxprs and jit": minijax invalidates a finished
+    staging trace, so make_jaxpr refuses a tracer that jit leaked. JAX's staging trace
+    stays valid, and JAX prints a jaxpr holding the tracer as a constant."""
+    import jax
+
+    def staged(jax, jnp):
+        return str(jax.make_jaxpr(lambda y: y * leak(jax, jnp, "jit"))(2.0))
+    with pytest.raises(minijax.errors.UnexpectedTracerError, match="DynamicJaxprTracer"):
+        staged(minijax, mjnp)
+    assert "mul b a" in staged(jax, jax.numpy)
+
+
 @pytest.mark.parametrize("transform", ["grad", "vmap", "jvp", "linearize"])
 def test_a_leaked_tracer_message(transform):
     """JAX's message in full. (For a tracer leaked by jit, JAX also says where the

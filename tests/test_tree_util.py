@@ -118,6 +118,9 @@ def make_box_class(jax):
         def parts(self):
             return self.a, self.b, self.label
 
+        def __repr__(self):
+            return f"Box{self.parts()}"
+
     jax.tree_util.register_pytree_node(
         Box, lambda box: ((box.a, box.b), box.label), lambda label, kids: Box(*kids, label))
     return Box
@@ -156,3 +159,46 @@ def test_leaf_paths_are_written_as_jax_writes_key_paths(name):
     expected = [jax.tree_util.keystr(path)
                 for path, _ in jax.tree_util.tree_flatten_with_path(TREES[name])[0]]
     assert leaf_paths(TREES[name]) == expected
+
+
+Other = namedtuple("Other", ["x", "y"])
+PREFIX_MISMATCHES = {  # name: (a tree with the prefix's structure, a tree that lacks it)
+    "leaf for a tuple": ((0, 0), 5.0),
+    "list for a tuple": ((0, 0), [[1, 2], [3, 4]]),
+    "tuple for a list": ([0, 0], (1, 2)),
+    "tuple arity": ((0, 0, 0), ((1, 2), (3, 4))),
+    "list arity": ([0], [1, 2]),
+    "dict keys": ({"a": 0, "b": 0}, {"a": (1, 2), "c": (3, 4)}),
+    "list for a dict": ({"a": 0}, [1]),
+    "value for None": ((None, 0), (4, 5)),
+    "tuple for a namedtuple": (Point(0, 0), (1, 2)),
+    "another namedtuple": (Point(0, 0), Other(1, 2)),
+    "namedtuple for a tuple": ((0, 0), Point(1, 2)),
+    "tuple for a custom node": ("box", (1, 2)),
+    "custom node data": ("box", "other label"),
+}
+
+
+@pytest.mark.parametrize("name", PREFIX_MISMATCHES)
+def test_flatten_up_to_a_tree_without_the_prefix(name):
+    def run(jax, jnp):
+        prefix, tree = PREFIX_MISMATCHES[name]
+        if prefix == "box":
+            Box = make_box_class(jax)
+            prefix = Box(0, 0, "label")
+            tree = Box(1, 2, tree) if isinstance(tree, str) else tree
+        try:
+            jax.tree_util.tree_structure(prefix).flatten_up_to(tree)
+        except ValueError as e:
+            return str(e)
+    assert parity.assert_same(run) is not None
+
+
+def test_tree_transpose_of_a_tree_without_the_outer_structure():
+    def run(jax, jnp):
+        outer = jax.tree_util.tree_structure((0, 0))
+        try:
+            jax.tree_util.tree_transpose(outer, None, 5.0)
+        except ValueError as e:
+            return str(e)
+    assert parity.assert_same(run) == "Expected tuple, got 5.0."
