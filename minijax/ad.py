@@ -358,15 +358,27 @@ defjvp(lax.log1p_p, lambda g, x: lax.div(g, lax.add(x, _one(x))))
 defjvp2(lax.expm1_p, lambda g, y, x: lax.mul(g, lax.add(y, _one(y))))
 defjvp2(lax.sqrt_p, lambda g, y, x: lax.mul(g, lax.div(lax.full_like(y, 0.5), y)))
 defjvp(lax.abs_p, lambda g, x: lax.select_n(lax.ge(x, lax.zeros_like(x)), lax.neg(g), g))
+def _replace_zero(x):
+    """``x`` with ones where it is zero."""
+    return lax.select_n(lax.eq(x, lax.zeros_like(x)), x, _one(x))
+
+
 def _pow_jvp_lhs(g, ans, x, y):
+    integer_y = get_aval(y).dtype.kind in "iu"
     dtype = get_aval(ans).dtype  # both operands strongly typed, as in JAX
     x, y = lax.convert_element_type(x, dtype), lax.convert_element_type(y, dtype)
-    return lax.mul(g, lax.mul(y, lax.pow(x, lax.sub(y, _one(y)))))
+    if not integer_y:
+        return lax.mul(g, lax.mul(y, lax.pow(x, lax.sub(y, _one(y)))))
+    # An integer power 0 has derivative 0, even at x = 0, where y * x ** (y - 1) is nan.
+    y_is_0 = lax.eq(y, lax.zeros_like(y))
+    jac = lax.select_n(y_is_0, lax.mul(_replace_zero(y), lax.pow(x, lax.sub(y, _one(y)))),
+                       lax.zeros_like(y))
+    return lax.mul(g, jac)
 
 
 def _pow_jvp_rhs(g, ans, x, y):
     # log(x) is needed only for y's tangent; at x = 0 it is replaced by 0.
-    log_x = lax.log(lax.select_n(lax.eq(x, lax.zeros_like(x)), x, _one(x)))
+    log_x = lax.log(_replace_zero(x))
     # Strongly typed, as in JAX, even when y is weakly typed.
     return lax.convert_element_type(lax.mul(g, lax.mul(log_x, ans)), get_aval(y).dtype)
 

@@ -221,11 +221,10 @@ def power(x, y):
     if not isinstance(y, Tracer) and get_aval(y).shape == () \
             and np.issubdtype(get_aval(y).dtype, np.integer):
         return lax.integer_pow(_as_operand(x), int(y))
-    # JAX raises a float to integer powers without promoting the exponent, so the
-    # result is weak only if both are: the exponent becomes a strong float first.
-    x_aval, y_aval = get_aval(x), get_aval(y)
-    if dtypes.is_float(x_aval.dtype) and np.issubdtype(y_aval.dtype, np.integer):
-        y = _convert(y, x_aval.dtype, x_aval.weak_type and y_aval.weak_type)
+    # As in JAX, a float is raised to integer powers without promoting the exponent,
+    # so that the derivative at x = 0 of x ** 0 is 0.
+    if dtypes.is_float(get_aval(x).dtype) and np.issubdtype(get_aval(y).dtype, np.integer):
+        return lax.pow(*_broadcast(_as_operand(x), _as_operand(y), name="pow"))
     return lax.pow(*_broadcast(*_promote(x, y), name="pow"))
 
 

@@ -395,6 +395,19 @@ def test_integer_exponents_are_not_promoted_as_in_jax():
     parity.assert_same(lambda jax, jnp: jax.vmap(lambda n: 0.5 ** n)(jnp.array([1, 2])))
 
 
+def test_an_integer_power_zero_has_derivative_zero_at_zero():
+    """lax.pow takes an integer exponent as it is, and its rule gives x ** 0 the
+    derivative 0 even at x = 0 (where y * x ** (y - 1) would be 0 * inf)."""
+    x0, n = np.array([0., 0., 2., -1.], np.float32), np.array([0, 1, 0, 2], np.int32)
+    parity.assert_same(lambda jax, jnp: jax.grad(lambda x: jnp.sum(jnp.power(x, n)))(x0))
+    parity.assert_same(lambda jax, jnp: jax.jit(jax.grad(lambda x: jnp.sum(x ** n)))(x0))
+    parity.assert_same(lambda jax, jnp: jax.linearize(lambda x: jax.lax.pow(x, n), x0)[1](x0))
+    parity.assert_same(lambda jax, jnp: [jax.grad(jax.grad(lambda x: x ** jnp.array(k)))(0.)
+                                         for k in (0, 1, 2, 3, -1)])
+    parity.assert_same(lambda jax, jnp: jax.vmap(jax.grad(jnp.power))(x0, n))
+    parity.assert_same(lambda jax, jnp: str(jax.make_jaxpr(jax.lax.pow)(x0, n)))
+
+
 @pytest.mark.parametrize("make", [
     lambda jnp: jnp.array(3.0), lambda jnp: jnp.array([3.0]), lambda jnp: jnp.array(3),
     lambda jnp: jnp.array([1, 2]), lambda jnp: jnp.array(True), lambda jnp: jnp.array([True]),

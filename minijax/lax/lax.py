@@ -97,7 +97,21 @@ mul_p, mul = _binary("mul", np.multiply)
 div_p, div = _binary("div", np.divide)
 max_p, max = _binary("max", np.maximum)  # noqa: A001
 min_p, min = _binary("min", np.minimum)  # noqa: A001
-pow_p, pow = _binary("pow", np.power)  # noqa: A001
+
+
+def _pow_impl(x, y):
+    # An integer exponent is converted to the base's type first, as XLA's pow does.
+    return np.power(x, y if x.dtype == y.dtype else y.astype(x.dtype))
+
+
+def _pow_abstract_eval(x: ShapedArray, y: ShapedArray) -> ShapedArray:
+    # A float may be raised to integer powers: the exponent is not promoted.
+    if x.dtype.kind == "f" and y.dtype.kind in "iu":
+        y = y.update(dtype=x.dtype)
+    return _elementwise(x, y)
+
+
+pow_p, pow = _binary("pow", _pow_impl, _pow_abstract_eval)  # noqa: A001
 
 lt_p, lt = _binary("lt", np.less, _comparison)
 le_p, le = _binary("le", np.less_equal, _comparison)
