@@ -962,7 +962,7 @@ def long_run(count: int, seed: int, out: Callable[[str], None] = print) -> Tally
     start = time.monotonic()
     while tally.programs < count:
         target: list[str] = []
-        first: list[Mismatch] = []  # the mismatch as first found, before shrinking
+        latest: list[Mismatch] = []  # the mismatch as found, then each smaller one
         shrink_steps = [0]
 
         def failing(program: Program) -> bool:
@@ -981,11 +981,14 @@ def long_run(count: int, seed: int, out: Callable[[str], None] = print) -> Tally
                 if key in found:
                     return False
                 target.append(key)
-                first.append(mismatch)
+                latest.append(mismatch)
                 return True
             # shrinking: keep the same kind of failure
-            return (mismatch is not None and explain(mismatch) is None
+            same = (mismatch is not None and explain(mismatch) is None
                     and signature(mismatch) == target[0])
+            if same:
+                latest.append(mismatch)
+            return same
 
         remaining = count - tally.programs
         try:
@@ -993,8 +996,11 @@ def long_run(count: int, seed: int, out: Callable[[str], None] = print) -> Tally
                             settings=settings(max_examples=remaining, **SETTINGS))
         except NoSuchExample:
             break
-        except Flaky:  # it did not fail again when Hypothesis ran it twice: as found
-            mismatch, note = first[0], " (not shrunk: it did not always reproduce)"
+        except Flaky:  # Hypothesis's last run of the smallest program did not fail
+            mismatch = latest[-1]
+            note = (f" (shrunk as far as {SHRINK_BUDGET} attempts went)"
+                    if shrink_steps[0] > SHRINK_BUDGET else
+                    " (not shrunk further: it did not always reproduce)")
         else:
             mismatch, note = compare(smallest), ""
         found[target[0]] = mismatch

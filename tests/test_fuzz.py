@@ -146,3 +146,19 @@ def test_closure_under_jit_is_the_closure_whether_or_not_it_is_used(use):
     else:
         assert fuzz.explain(mismatch) == ("deliberate", "closure_under_jit"), \
             mismatch.describe()
+
+
+def test_a_long_run_out_of_shrinking_budget_prints_the_smallest_so_far(monkeypatch):
+    """When the budget of shrinking attempts runs out, the report is the smallest
+    failing program found by then, and says so."""
+    from hypothesis import strategies as st
+
+    sizes = st.integers(1, 6).map(lambda n: fuzz.Program.from_source(
+        OFF_BY_A_THOUSANDTH, np.linspace(-1., 1., n).astype(np.float32), 0.0))
+    monkeypatch.setattr(fuzz, "programs", lambda: sizes)
+    monkeypatch.setattr(fuzz, "SHRINK_BUDGET", 2)
+    lines = []
+    fuzz.long_run(5, seed=3, out=lines.append)
+    text = "\n".join(lines)
+    assert "(shrunk as far as 2 attempts went)" in text
+    assert "x = np.array([" in text

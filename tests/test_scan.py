@@ -269,3 +269,28 @@ def test_reverse_mode_through_a_long_fori_loop(wrap):
         g = jax.grad(f)
         return (jax.jit(g) if wrap == "jit" else g)(1.)
     assert_same(run)
+
+
+def _tangent_of_a_loop(jax, jnp, inner):
+    """The tangent of a fori_loop (a scan) for a constant input tangent: inside the
+    tangent scan, the carry starts known and the body makes it depend on x."""
+    def f(x):
+        return jax.lax.fori_loop(0, 3, lambda i, a: jnp.sin(a), x)
+    if inner == "jvp":
+        return lambda x: jax.jvp(f, (x,), (x * 0.5,))[1]
+    return lambda x: jax.linearize(f, x)[1](jnp.ones_like(x) * -0.5)
+
+
+@pytest.mark.parametrize("inner", ["jvp", "linearize"])
+@pytest.mark.parametrize("outer", ["jvp of jit", "linearize of jit", "grad of jit"])
+def test_differentiating_a_staged_loop_tangent(inner, outer):
+    """Splitting the staged tangent scan passes its known initial carry to the
+    unknown scan, which the body makes it part of."""
+    def run(jax, jnp):
+        g, x = jax.jit(_tangent_of_a_loop(jax, jnp, inner)), jnp.array(X)
+        if outer == "jvp of jit":
+            return jax.jvp(g, (x,), (x,))
+        if outer == "linearize of jit":
+            return jax.linearize(g, x)[1](x)
+        return jax.grad(lambda x: jnp.sum(g(x)))(x)
+    assert_same(run)

@@ -568,7 +568,9 @@ def _scan_partial_eval_jaxpr(unks_in, eqn: JaxprEqn):
                        dict(eqn.params, jaxpr=unknown, num_consts=num_int + sum(const_uk),
                             num_carry=sum(carry_uk)), _pick(eqn.out_binders, out_uk))
     known = JaxprEqn(scan_p, known_in, known_params, known_outs) if known_outs else None
-    return known, unknown, out_uk, res
+    # A known carry that the body makes unknown is read by the unknown scan too.
+    promoted = [x for x, was, now in zip(eqn.inputs, unks_in, uk_in) if now and not was]
+    return known, unknown, out_uk, res + promoted
 
 
 def _scan_transpose(cts, *args, jaxpr, reverse, num_consts, num_carry, **params):
