@@ -324,7 +324,7 @@ for _p in (lax.neg_p, lax.reduce_sum_p, lax.broadcast_in_dim_p, lax.reshape_p,
     deflinear(_p)
 # Derivatives that are zero wherever they exist: no operand contributes.
 for _p in (lax.sign_p, lax.floor_p, lax.ceil_p, lax.round_p, lax.is_finite_p, lax.lt_p,
-           lax.le_p, lax.gt_p, lax.ge_p, lax.eq_p, lax.ne_p):
+           lax.le_p, lax.gt_p, lax.ge_p, lax.eq_p, lax.ne_p, lax.stop_gradient_p):
     defjvp(_p)
 
 def _as_array(g):
@@ -392,8 +392,12 @@ defjvp(lax.dot_general_p,
 def _integer_pow_jvp(g, x, *, y):
     if y == 0:
         return lax.zeros_like(g)
-    return lax.mul(g, lax.mul(lax.full_like(x, y), lax.integer_pow(x, y - 1))
-                   if y != 1 else _one(x))
+    if y == 1:
+        return _as_array(g)
+    # As JAX's constant, y is weakly typed only beside a weakly typed scalar.
+    aval = get_aval(x)
+    y_like_x = lax.full_like(x, y, None if aval.weak_type and not aval.shape else aval.dtype)
+    return lax.mul(g, lax.mul(y_like_x, x if y == 2 else lax.integer_pow(x, y - 1)))
 
 
 defjvp(lax.integer_pow_p, _integer_pow_jvp)

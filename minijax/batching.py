@@ -265,7 +265,7 @@ for _p in (lax.neg_p, lax.sign_p, lax.floor_p, lax.ceil_p, lax.round_p, lax.sin_
            lax.tan_p, lax.tanh_p, lax.exp_p, lax.log_p, lax.log1p_p, lax.expm1_p, lax.sqrt_p,
            lax.abs_p, lax.is_finite_p, lax.add_p, lax.sub_p, lax.mul_p, lax.div_p, lax.max_p,
            lax.min_p, lax.pow_p, lax.lt_p, lax.le_p, lax.gt_p, lax.ge_p, lax.eq_p, lax.ne_p,
-           lax.integer_pow_p, lax.convert_element_type_p, add_jaxvals_p):
+           lax.integer_pow_p, lax.convert_element_type_p, lax.stop_gradient_p, add_jaxvals_p):
     _elementwise_rule(_p)
 for _p in (lax.reduce_sum_p, lax.reduce_max_p, lax.reduce_min_p):
     _reduce_rule(_p)

@@ -323,5 +323,8 @@ def partial_eval_staged(trace: PartialEvalTrace, primitive, args, jaxpr: Jaxpr,
     residuals = outs_and_res[len(outs_and_res) - num_res:]
     unknown_outs = iter(trace.add_eqn(primitive, [*residuals, *unknown_args],
                                       make_params(jaxpr_unknown), jaxpr_unknown.out_avals))
-    known_outs = iter(outs_and_res)  # the residuals come last: they are not reached
+    # As in JAX, a known output that is a known input is forwarded: it is that value.
+    given = dict(zip(jaxpr_known.invars, known_vals))
+    known_outs = iter([given.get(v, out) if isinstance(v, Var) else out
+                       for v, out in zip(jaxpr_known.outvars, outs_and_res)])
     return [next(unknown_outs) if u else next(known_outs) for u in out_unknowns]

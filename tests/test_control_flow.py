@@ -160,3 +160,47 @@ def test_implicit_differentiation_of_a_fixed_point():
                 jax.vmap(jax.grad(newton_sqrt))(jnp.array([2., 3.])),
                 jax.jit(jax.vmap(newton_sqrt))(jnp.array([3., 4., 5., 6.])))
     assert_same(run)
+
+
+def _log_where_positive(jax, jnp):
+    return lambda x: jax.lax.cond(x > 0., jnp.log, lambda a: a * 0., x)
+
+
+@pytest.mark.parametrize("transform", [
+    lambda jax, jnp, f, xs: jax.grad(lambda xs: jnp.sum(jax.vmap(f)(xs)))(xs),
+    lambda jax, jnp, f, xs: jax.vjp(jax.vmap(f), xs)[1](jnp.ones(3)),
+    lambda jax, jnp, f, xs: jax.jit(jax.grad(lambda xs: jnp.sum(jax.vmap(f)(xs))))(xs),
+    lambda jax, jnp, f, xs: jax.jvp(jax.vmap(f), (xs,), (jnp.ones(3),)),
+    lambda jax, jnp, f, xs: jax.vmap(jax.grad(f))(xs),
+], ids=["grad_of_vmap", "vjp_of_vmap", "jit_grad_of_vmap", "jvp_of_vmap", "vmap_of_grad"])
+def test_a_branch_not_taken_gives_no_nan_gradient_under_vmap(transform):
+    """With a predicate per example, both branches run on every example; as in JAX,
+    the branch an example does not take gets its inputs with gradients stopped, so
+    log's derivative at 0 (inf, times a zero cotangent) does not make a nan."""
+    assert_same(lambda jax, jnp: transform(jax, jnp, _log_where_positive(jax, jnp),
+                                           jnp.array([0., 1., 2.])))
+
+
+def test_a_batched_predicate_keeps_jaxs_weak_types_and_jaxpr():
+    def run(jax, jnp):
+        xs = jnp.array([0., 1.])
+
+        def g(y):
+            return jnp.sum(jax.vmap(lambda x: jax.lax.cond(
+                x > 0., lambda a: a ** 3, lambda a: a * 2., y))(xs))
+        staged = jax.make_jaxpr(jax.vmap(lambda x, y: jax.lax.cond(
+            x > 0., jnp.sin, lambda a: a * 2., y)))(xs, xs)
+        # minijax writes out broadcasts and selects with a boolean: compare the rest.
+        names = [e.primitive.name for e in staged.eqns]
+        return jax.grad(g)(1.5), jax.grad(g)(jnp.float32(1.5)), [
+            n for n in names if n in ("stop_gradient", "select_n", "mul", "sin")]
+    assert_same(run)
+
+
+def test_stop_gradient():
+    assert_same(lambda jax, jnp: (
+        jax.grad(lambda x: x * jax.lax.stop_gradient(x))(3.),
+        jax.jvp(jax.lax.stop_gradient, (jnp.float32(3.),), (jnp.float32(1.),)),
+        jax.vmap(jax.lax.stop_gradient)(jnp.arange(3.)),
+        jax.lax.stop_gradient({"a": jnp.ones(2), "b": (jnp.float32(2.),)}),
+        str(jax.make_jaxpr(jax.grad(lambda x: x * jax.lax.stop_gradient(x)))(3.))))

@@ -450,3 +450,25 @@ def test_float_to_int_conversion_saturates_as_in_xla():
     parity.assert_same(lambda jax, jnp: (jnp.asarray(v).astype(jnp.int32),
                                          jax.jit(lambda a: a.astype(jnp.int32))(v),
                                          jnp.float32(-3e38).astype(jnp.int32)))
+
+
+@pytest.mark.parametrize("power", [0, 1, 2, 3, -2])
+def test_integer_pow_tangents_have_jaxs_types(power):
+    """The constant in the rule is weakly typed only beside a weakly typed scalar, and
+    powers 1 and 2 need no integer_pow, as in JAX."""
+    def run(jax, jnp):
+        f = lambda x: x ** power  # noqa: E731
+        results = [jax.jvp(f, (x,), (x,)) for x in (1.5, jnp.float32(1.5),
+                                                     jnp.array([1.5, 2.]) * 1.0)]
+        batched = jax.grad(lambda y: jnp.sum(jax.vmap(lambda x: f(y) * x)(jnp.ones(2))))(1.5)
+        return results, batched, str(jax.make_jaxpr(jax.grad(f))(1.5))
+    parity.assert_same(run)
+
+
+def test_linearize_of_jit_forwards_a_known_input_as_it_is():
+    """jit's known part hands back an output that is one of its inputs unchanged, as
+    JAX's does: a NumPy input stays a NumPy array."""
+    y = np.zeros(3, np.float32)
+    parity.assert_same(lambda jax, jnp: [
+        type(jax.linearize(jax.jit(lambda y: y), y)[0]).__name__,
+        type(jax.linearize(jax.jit(lambda y: (y.ravel(), y * 2.)), y)[0][0]).__name__])

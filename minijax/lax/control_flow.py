@@ -790,14 +790,26 @@ def _cond_batch(axis_size, vals, dims, *, branches):
         outs = _bind_cond(index, [vmap_jaxpr(b, axis_size, tuple(arg_dims))[:2]
                                   for b in branches], args)
     else:  # A predicate per example: run both branches on every example, then select.
-        results = [vmap_flat(jaxpr_as_fun(b), axis_size, list(arg_dims), list(args))
-                   for b in branches]
-        index = move_batch_axis(axis_size, index_dim, 0, index)
-        outs = [lax.select_n(lax.broadcast_in_dim(lax.ne(index, lax.full_like(index, 0)),
-                                                  get_aval(cases[0]).shape, (0,)), *cases)
+        index, *args = [move_batch_axis(axis_size, d, 0, x) for x, d in zip(vals, dims)]
+        results = [vmap_flat(jaxpr_as_fun(b), axis_size, [0] * len(args),
+                             _inputs_of_branch(lax.eq(index, lax.full_like(index, i)), args))
+                   for i, b in enumerate(branches)]
+        outs = [lax.select_n(_at_front(lax.ne(index, lax.full_like(index, 0)), cases[0]), *cases)
                 for cases in zip(*[[move_batch_axis(axis_size, d, 0, o) for o, d in zip(*r)]
                                    for r in results])]
     return outs, [0] * len(outs)
+
+
+def _inputs_of_branch(chosen, args: list) -> list:
+    """As in JAX, an example that does not take the branch gives it its inputs with
+    gradients stopped: a derivative the branch does not define there (0 * inf) does
+    not reach them."""
+    return [lax.select_n(_at_front(chosen, x), lax.stop_gradient(x), x) for x in args]
+
+
+def _at_front(pred, x):
+    """A predicate per example, broadcast to ``x``'s shape (examples first)."""
+    return lax.broadcast_in_dim(pred, get_aval(x).shape, (0,))
 
 
 def _split_cond(branches, unks_in: tuple[bool, ...]):

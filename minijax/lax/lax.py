@@ -17,6 +17,7 @@ import numpy as np
 
 from minijax import dtypes
 from minijax.core import Array, Primitive, ShapedArray, get_aval
+from minijax.tree_util import tree_map
 
 
 def _primitive(name: str, impl, abstract_eval) -> Primitive:
@@ -90,6 +91,13 @@ expm1_p, expm1 = _unary("expm1", np.expm1)
 sqrt_p, sqrt = _unary("sqrt", np.sqrt)
 abs_p, abs = _unary("abs", np.abs)  # noqa: A001  (JAX's name)
 is_finite_p, is_finite = _unary("is_finite", np.isfinite, _is_finite_abstract_eval)
+stop_gradient_p = _primitive("stop_gradient", lambda x: x, _same_as_input)
+
+
+def stop_gradient(x):
+    """``x`` (a pytree of arrays), through which no derivative flows."""
+    return tree_map(stop_gradient_p.bind, x)
+
 
 add_p, add = _binary("add", np.add)
 sub_p, sub = _binary("sub", np.subtract)
