@@ -324,6 +324,7 @@ def partial_eval_staged(trace: PartialEvalTrace, primitive, args, jaxpr: Jaxpr,
     unknown_outs = iter(trace.add_eqn(primitive, [*residuals, *unknown_args],
                                       make_params(jaxpr_unknown), jaxpr_unknown.out_avals))
     # As in JAX, a known output that is a known input is forwarded: it is that value.
+    # (The residuals come last: they are not reached.)
     given = dict(zip(jaxpr_known.invars, known_vals))
     known_outs = iter([given.get(v, out) if isinstance(v, Var) else out
                        for v, out in zip(jaxpr_known.outvars, outs_and_res)])
