@@ -11,6 +11,8 @@ from __future__ import annotations
 import functools
 from typing import Any, Callable
 
+import numpy as np
+
 from minijax.lax import lax
 from minijax.ad import Zero, add_jaxvals_p, custom_lin_p
 from minijax.core import (
@@ -148,7 +150,8 @@ def move_batch_axis(axis_size: int, src, dst, x):
                                     tuple(i for i in range(len(shape)) if i != dst))
     perm = [i for i in range(get_aval(x).ndim) if i != src]
     perm.insert(dst, src)
-    return lax.transpose(x, tuple(perm))
+    # JAX calls the value's own transpose method: a NumPy array stays a NumPy array.
+    return x.transpose(perm) if isinstance(x, np.ndarray) else lax.transpose(x, tuple(perm))
 
 
 # ---------------------------------------------------------------------------

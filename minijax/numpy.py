@@ -233,7 +233,7 @@ def _bool_as_int32(x):
 
 
 def square(x):
-    return lax.integer_pow(_as_operand(x), 2)
+    return lax.integer_pow(_as_operand(_bool_as_int32(x)), 2)  # numeric, as power
 
 
 def where(condition, x, y):
@@ -444,8 +444,9 @@ def _take(x, i, axis: int):
     shape = [1] * get_aval(x).ndim
     shape[axis] = size
     hit = equal(reshape(arange(size), tuple(shape)), i)
-    # Exact: every other term of the sum is 0.
-    return sum(where(hit, x, zeros_like(x)), axis=axis)
+    # Exact: every other term is 0 (False, for booleans, which are combined by any).
+    combine = any if get_aval(x).dtype == dtypes.bool_ else sum
+    return combine(where(hit, x, zeros_like(x)), axis=axis)
 
 
 def _basic_getitem(x, index: tuple):

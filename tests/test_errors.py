@@ -477,3 +477,15 @@ def test_differentiating_a_staged_custom_vjp_with_respect_to_a_closed_over_value
 def test_differentiating_a_custom_vjp_with_respect_to_a_closed_over_value_unstaged():
     raises_as_in_jax(lambda jax, jnp: jax.grad(functools.partial(
         closed_over_by_a_custom_vjp, jax, jnp), argnums=1)(V, V4), "UnexpectedTracerError")
+
+
+@pytest.mark.parametrize("run", [
+    lambda jax, jnp: jax.jit(jnp.subtract)(jnp.array([True]), jnp.array([False])),
+    lambda jax, jnp: jax.jit(lambda b: (b - b, b)[1])(jnp.array([True])),  # unused
+    lambda jax, jnp: jax.jit(jnp.negative)(jnp.array([True])),
+    lambda jax, jnp: jnp.subtract(jnp.array([True]), True),
+    lambda jax, jnp: jax.lax.sign(jnp.array([True])),
+], ids=["jit_subtract", "unused_subtract", "jit_negative", "subtract", "lax_sign"])
+def test_booleans_refused_by_arithmetic(run):
+    """Staged or not, used or not, JAX's type rule refuses the booleans."""
+    same_message(run)

@@ -472,3 +472,21 @@ def test_linearize_of_jit_forwards_a_known_input_as_it_is():
     parity.assert_same(lambda jax, jnp: [
         type(jax.linearize(jax.jit(lambda y: y), y)[0]).__name__,
         type(jax.linearize(jax.jit(lambda y: (y.ravel(), y * 2.)), y)[0][0]).__name__])
+
+
+def test_booleans_indexed_by_a_traced_index_and_squared():
+    v = np.array([True, False, True])
+    parity.assert_same(lambda jax, jnp: (
+        [jax.jit(lambda v, i: v[i])(v, i) for i in (-5, 0, 1, -1, 7)], jnp.square(v),
+        jax.jit(jnp.square)(v)))
+
+
+@pytest.mark.parametrize("in_axes, out_axes", [(0, 0), (0, -1), (1, 0), (1, 1)])
+def test_vmap_moves_the_axis_of_a_numpy_output_with_numpy(in_axes, out_axes):
+    """JAX moves a batch axis with the value's own transpose: a NumPy input that comes
+    out unchanged stays a NumPy array."""
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    parity.assert_same(lambda jax, jnp: [
+        type(r).__name__ for r in (
+            jax.vmap(lambda x: x, in_axes=in_axes, out_axes=out_axes)(x),
+            jax.vmap(lambda x: x.astype(jnp.float32), in_axes=in_axes, out_axes=out_axes)(x))])

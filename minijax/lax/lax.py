@@ -53,20 +53,37 @@ def _comparison(x: ShapedArray, y: ShapedArray) -> ShapedArray:
 
 
 def _is_finite_abstract_eval(x: ShapedArray) -> ShapedArray:
-    if x.dtype.kind != "f":
-        raise TypeError(f"is_finite does not accept dtype {x.dtype.name}. Accepted dtypes "
-                        f"are subtypes of floating.")
     return x.update(dtype=dtypes.bool_)  # keeps the weak type, as in JAX
 
 
-def _unary(name: str, impl, abstract_eval=_same_as_input) -> tuple[Primitive, Callable]:
+# The dtypes an operation accepts, by the names JAX's messages give them.
+_NUMBER = ("integer", "floating", "complexfloating")
+_FLOAT = ("floating",)
+_KINDS = {"integer": "iu", "floating": "f", "complexfloating": "c"}
+
+
+def _accepting(name: str, rule: Callable, accepted: tuple[str, ...]) -> Callable:
+    """``rule``, after refusing an operand of a dtype not ``accepted``, as JAX does."""
+    kinds = "".join(_KINDS[t] for t in accepted)
+
+    def checked(*avals, **params):
+        for i, aval in enumerate(avals):
+            if aval.dtype.kind not in kinds:
+                at = f" at position {i}" if len(avals) > 1 else ""
+                raise TypeError(f"{name} does not accept dtype {aval.dtype.name}{at}. "
+                                f"Accepted dtypes{at} are subtypes of {', '.join(accepted)}.")
+        return rule(*avals, **params)
+    return checked
+
+
+def _unary(name: str, impl, accepted=None, rule=_same_as_input) -> tuple[Primitive, Callable]:
     """A primitive of one operand and the function of ``lax`` that binds it."""
-    primitive = _primitive(name, impl, abstract_eval)
+    primitive = _primitive(name, impl, _accepting(name, rule, accepted) if accepted else rule)
     return primitive, _named(name, lambda x: primitive.bind(x))
 
 
-def _binary(name: str, impl, abstract_eval=_elementwise) -> tuple[Primitive, Callable]:
-    primitive = _primitive(name, impl, abstract_eval)
+def _binary(name: str, impl, accepted=None, rule=_elementwise) -> tuple[Primitive, Callable]:
+    primitive = _primitive(name, impl, _accepting(name, rule, accepted) if accepted else rule)
     return primitive, _named(name, lambda x, y: primitive.bind(x, y))
 
 
@@ -75,8 +92,9 @@ def _named(name: str, fn):
     return fn
 
 
-neg_p, neg = _unary("neg", np.negative)
-sign_p, sign = _unary("sign", np.sign)
+# Booleans are refused with JAX's message where NumPy refuses them too.
+neg_p, neg = _unary("neg", np.negative, _NUMBER)
+sign_p, sign = _unary("sign", np.sign, _NUMBER)
 floor_p, floor = _unary("floor", np.floor)
 ceil_p, ceil = _unary("ceil", np.ceil)
 round_p, round = _unary("round", np.rint)  # noqa: A001  (halves to even, as jnp.round)
@@ -90,7 +108,7 @@ log1p_p, log1p = _unary("log1p", np.log1p)
 expm1_p, expm1 = _unary("expm1", np.expm1)
 sqrt_p, sqrt = _unary("sqrt", np.sqrt)
 abs_p, abs = _unary("abs", np.abs)  # noqa: A001  (JAX's name)
-is_finite_p, is_finite = _unary("is_finite", np.isfinite, _is_finite_abstract_eval)
+is_finite_p, is_finite = _unary("is_finite", np.isfinite, _FLOAT, _is_finite_abstract_eval)
 stop_gradient_p = _primitive("stop_gradient", lambda x: x, _same_as_input)
 
 
@@ -100,7 +118,7 @@ def stop_gradient(x):
 
 
 add_p, add = _binary("add", np.add)
-sub_p, sub = _binary("sub", np.subtract)
+sub_p, sub = _binary("sub", np.subtract, _NUMBER)
 mul_p, mul = _binary("mul", np.multiply)
 div_p, div = _binary("div", np.divide)
 max_p, max = _binary("max", np.maximum)  # noqa: A001
@@ -119,14 +137,14 @@ def _pow_abstract_eval(x: ShapedArray, y: ShapedArray) -> ShapedArray:
     return _elementwise(x, y)
 
 
-pow_p, pow = _binary("pow", _pow_impl, _pow_abstract_eval)  # noqa: A001
+pow_p, pow = _binary("pow", _pow_impl, rule=_pow_abstract_eval)  # noqa: A001
 
-lt_p, lt = _binary("lt", np.less, _comparison)
-le_p, le = _binary("le", np.less_equal, _comparison)
-gt_p, gt = _binary("gt", np.greater, _comparison)
-ge_p, ge = _binary("ge", np.greater_equal, _comparison)
-eq_p, eq = _binary("eq", np.equal, _comparison)
-ne_p, ne = _binary("ne", np.not_equal, _comparison)
+lt_p, lt = _binary("lt", np.less, rule=_comparison)
+le_p, le = _binary("le", np.less_equal, rule=_comparison)
+gt_p, gt = _binary("gt", np.greater, rule=_comparison)
+ge_p, ge = _binary("ge", np.greater_equal, rule=_comparison)
+eq_p, eq = _binary("eq", np.equal, rule=_comparison)
+ne_p, ne = _binary("ne", np.not_equal, rule=_comparison)
 
 
 def _integer_pow_impl(x, *, y: int):
