@@ -20,6 +20,7 @@ example still differs and that ``matches`` recognises it.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, Callable
 
 import numpy as np
@@ -185,6 +186,15 @@ def weak_tangent(m) -> bool:
             and "jax.jvp(" in m.source)
 
 
+def scalar_constants_under_jit(m) -> bool:
+    """Only weak types differ, minijax's being weak, in a jitted program raising a value
+    to the power of a jnp.int32 scalar made inside it."""
+    return (m.mini.error is None and m.real.error is None and bool(m.problems)
+            and all("weak_type is True in minijax, False in JAX" in p for p in m.problems)
+            and "jax.jit(" in m.source
+            and re.search(r"(\*\*|jnp\.power\([^,]+,)\s*jnp\.int32\(", m.source) is not None)
+
+
 def explicit_broadcast(m) -> bool:
     """Printed jaxprs differ, minijax's having more broadcast_in_dim equations."""
     mini, real = str(m.mini.value), str(m.real.value)
@@ -310,6 +320,18 @@ DELIBERATE = [
         weak_tangent,
         "def program(x, y):\n    return jax.jvp(lambda y: jnp.sin(y ** 2.), (y,), (y,))",
         np.array([0.5], np.float32), 1.5),
+    Entry(
+        "scalar_constants_under_jit",
+        "Scalars made inside jit",
+        "Inside `jit`, JAX stages even the scalars that `jnp.int32(2)` or `jnp.array(3.)` "
+        "make: they are tracers there (holding a literal), so `int()` of one raises, and "
+        "`jnp.power` by one takes its general path, whose result is strongly typed. "
+        "minijax makes them concrete arrays, as outside `jit`: `int()` works, and the power "
+        "is unrolled as `integer_pow`, so a weakly typed base keeps its weak type. Values "
+        "agree.",
+        scalar_constants_under_jit,
+        "def program(x, y):\n    return jax.jit(lambda y: jnp.power(y, jnp.int32(2)))(y)",
+        np.array(0., np.float32), 2.5),
     Entry(
         "explicit_broadcast",
         "Scalars beside arrays in jaxprs",

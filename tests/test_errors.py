@@ -489,3 +489,15 @@ def test_differentiating_a_custom_vjp_with_respect_to_a_closed_over_value_unstag
 def test_booleans_refused_by_arithmetic(run):
     """Staged or not, used or not, JAX's type rule refuses the booleans."""
     same_message(run)
+
+
+def test_a_scalar_made_inside_jit_is_concrete_in_minijax_only():
+    """The listed difference scalar_constants_under_jit: JAX stages jnp.int32(2) inside
+    jit, so int() of it raises there; minijax makes it a concrete array."""
+    import jax
+
+    def run(jax, jnp):
+        return jax.jit(lambda x: x * int(jnp.int32(2)))(1.0)
+    with pytest.raises(jax.errors.ConcretizationTypeError):
+        run(jax, jax.numpy)
+    assert float(run(minijax, mjnp)) == 2.0
