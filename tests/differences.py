@@ -322,13 +322,16 @@ DELIBERATE = [
         np.array([0.5], np.float32), 1.5),
     Entry(
         "scalar_constants_under_jit",
-        "Scalars made inside jit",
-        "Inside `jit`, JAX stages even the scalars that `jnp.int32(2)` or `jnp.array(3.)` "
-        "make: they are tracers there (holding a literal), so `int()` of one raises, and "
-        "`jnp.power` by one takes its general path, whose result is strongly typed. "
-        "minijax makes them concrete arrays, as outside `jit`: `int()` works, and the power "
-        "is unrolled as `integer_pow`, so a weakly typed base keeps its weak type. Values "
-        "agree.",
+        "Arrays made inside jit",
+        "Inside `jit`, JAX stages even the arrays that `jax.numpy` makes from constants "
+        "(`jnp.int32(2)`, `jnp.array(3.)`, `jnp.zeros(2)`, `jnp.ones`, `jnp.arange(3)`, "
+        "`jnp.linspace`): they are tracers there, so `int()` of one, or Python control "
+        "flow on one, raises, and "
+        "`jnp.power` by `jnp.int32(2)` takes its general path, whose result is strongly "
+        "typed. minijax makes them concrete arrays, as outside `jit` (constants of the "
+        "jaxpr, where JAX stages `broadcast_in_dim` or `iota`): `int()` works, and the "
+        "power is unrolled as `integer_pow`, so a weakly typed base keeps its weak type. "
+        "Values agree.",
         scalar_constants_under_jit,
         "def program(x, y):\n    return jax.jit(lambda y: jnp.power(y, jnp.int32(2)))(y)",
         np.array(0., np.float32), 2.5),

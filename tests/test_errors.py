@@ -491,13 +491,15 @@ def test_booleans_refused_by_arithmetic(run):
     same_message(run)
 
 
-def test_a_scalar_made_inside_jit_is_concrete_in_minijax_only():
-    """The listed difference scalar_constants_under_jit: JAX stages jnp.int32(2) inside
-    jit, so int() of it raises there; minijax makes it a concrete array."""
+@pytest.mark.parametrize("make", [lambda jnp: jnp.int32(2), lambda jnp: jnp.array(2.),
+                                  lambda jnp: jnp.zeros(())], ids=["int32", "array", "zeros"])
+def test_an_array_made_inside_jit_is_concrete_in_minijax_only(make):
+    """The listed difference scalar_constants_under_jit: JAX stages the arrays jax.numpy
+    makes inside jit, so int() of one raises there; minijax makes them concrete."""
     import jax
 
     def run(jax, jnp):
-        return jax.jit(lambda x: x * int(jnp.int32(2)))(1.0)
+        return jax.jit(lambda x: x + int(make(jnp)))(1.0)
     with pytest.raises(jax.errors.ConcretizationTypeError):
         run(jax, jax.numpy)
-    assert float(run(minijax, mjnp)) == 2.0
+    assert float(run(minijax, mjnp)) == 1.0 + int(make(np))  # NumPy makes the same
