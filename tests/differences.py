@@ -63,13 +63,16 @@ def _close(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.isclose(a, b, rtol=1e-5, atol=1e-6) | (np.isnan(a) & np.isnan(b))
 
 
-def _perturbed(inputs: list, factor: float) -> list:
+def _perturbed(inputs: list, step: float, alternating: bool = False) -> list:
+    """The float inputs moved by a relative ``step``: all the same way, or (alternating)
+    one element up and the next down, which shows a sum that cancels."""
     out = []
     for v in inputs:
         if isinstance(v, float):
-            out.append(v * factor)
+            out.append(v * (1 + step))
         elif isinstance(v, np.ndarray) and v.dtype.kind == "f":
-            out.append((v * np.float32(factor)).astype(v.dtype))
+            signs = (-1.) ** np.arange(v.size).reshape(v.shape) if alternating else 1.
+            out.append((v * (1 + step * signs)).astype(v.dtype))
         else:
             out.append(v)
     return out
@@ -77,16 +80,16 @@ def _perturbed(inputs: list, factor: float) -> list:
 
 def ill_conditioned(m) -> bool:
     """Every differing value is one that JAX itself does not compute stably: moving
-    the float inputs by a relative 1e-6, or the results of JAX's sin, exp, tanh...
+    the float inputs by a relative 1e-6 (together, or alternately up and down), or the results of JAX's sin, exp, tanh...
     by a relative 4e-7 (a few float32 steps either way), changes JAX's result there
     by more than the comparison allows, or brings it to minijax's value."""
     if not _values_only(m):
         return False
     mini, real = _leaves(m.mini.value), _leaves(m.real.value)
     others = []
-    reruns = [dict(inputs=_perturbed(m.program.inputs, 1 + 1e-6)),
-              dict(inputs=_perturbed(m.program.inputs, 1 - 1e-6)),
-              dict(nudge=4e-7), dict(nudge=-4e-7)]
+    reruns = [dict(inputs=_perturbed(m.program.inputs, step, alternating))
+              for step in (1e-6, -1e-6) for alternating in (False, True)]
+    reruns += [dict(nudge=4e-7), dict(nudge=-4e-7)]
     for rerun in reruns:
         outcome = m.rerun("jax", **rerun)
         if outcome.error is not None:
@@ -229,9 +232,11 @@ DELIBERATE = [
         "in the last bits of a float32; a program that magnifies those bits (a comparison "
         "or `floor` at a tie, `tanh(x) == 1.` where XLA's `tanh` reaches 1 sooner, an "
         "overflow to inf, `sin` of 1e30) can then give different "
-        "values. The fuzzer counts a difference as rounding only where moving the inputs "
-        "by a relative 1e-6, or the results of JAX's `sin`, `exp`... by a few float32 "
-        "steps, moves JAX's own result by more than the tolerance.",
+        "values; so can a sum that cancels (`1e30 - 1e30 - 3.`), which NumPy and XLA add "
+        "in different orders. The fuzzer counts a difference as rounding only where moving "
+        "the inputs by a relative 1e-6 (together, or alternately up and down), or the "
+        "results of JAX's `sin`, `exp`... by a few float32 steps, moves JAX's own result "
+        "by more than the tolerance.",
         ill_conditioned,
         "def program(x, y):\n    return jnp.tanh(x) == 1.",
         np.array([0.5, 8.25], np.float32), 0.0),

@@ -335,7 +335,8 @@ def op_where(b: _Builder):
     if a is None:
         return
     text_c, vc = _operand(b, a.shape, "fi")
-    text_d, vd = _operand(b, a.shape, "fi")
+    # The third operand broadcasts with both others, not only with the condition.
+    text_d, vd = _operand(b, np.broadcast_shapes(a.shape, vc.shape), "fi")
     shape = np.broadcast_shapes(a.shape, vc.shape, vd.shape)
     name = b.fresh()
     threshold = b.draw(st.sampled_from(["0", "0.5", "1."]))
