@@ -74,8 +74,12 @@ class PyTreeDef:
         return tree_unflatten(self, leaves)
 
     def flatten_up_to(self, tree) -> list:
-        """The subtrees of ``tree`` at the places of this structure's leaves."""
-        return _flatten_up_to(self, tree)
+        """The subtrees of ``tree`` at the places of this structure's leaves; JAX's
+        ``ValueError`` where ``tree`` lacks one of this structure's nodes."""
+        if self.node_type is None:
+            return [tree]
+        return [sub for c, child in zip(self.children, _children_like(self, tree))
+                for sub in c.flatten_up_to(child)]
 
     @property
     def num_leaves(self) -> int:
@@ -216,15 +220,6 @@ def tree_transpose(outer_treedef: PyTreeDef, inner_treedef: PyTreeDef | None,
                                           for column in zip(*rows)])
 
 
-def _flatten_up_to(treedef: PyTreeDef, tree) -> list:
-    """The subtrees of ``tree`` at the places of the leaves of ``treedef``; JAX's
-    ``ValueError`` where ``tree`` lacks one of ``treedef``'s nodes."""
-    if treedef.node_type is None:
-        return [tree]
-    children, _ = _node_like(treedef, tree)
-    return [sub for c, child in zip(treedef.children, children) for sub in _flatten_up_to(c, child)]
-
-
 _NONE_IS_NOT_A_PREFIX = (
     "\n\nIn previous releases of JAX, flatten-up-to used to consider None to be a "
     "tree-prefix of non-None values. To obtain the previous behavior, you can usually "
@@ -232,9 +227,9 @@ _NONE_IS_NOT_A_PREFIX = (
     "is_leaf=lambda x: x is None)")
 
 
-def _node_like(treedef: PyTreeDef, tree) -> tuple[Iterable, Hashable]:
-    """The children and aux data of ``tree``, a node of the same type and arity as
-    ``treedef``'s root, in the words of JAX's messages if it is not one."""
+def _children_like(treedef: PyTreeDef, tree) -> Iterable:
+    """The children of ``tree``, a node of the same type and arity as ``treedef``'s
+    root; JAX's messages if it is not one."""
     kind, children = treedef.node_type, treedef.children
     name = {tuple: "tuple", list: "list", dict: "dict"}.get(kind)
     if type(tree) is not kind:
@@ -243,7 +238,8 @@ def _node_like(treedef: PyTreeDef, tree) -> tuple[Iterable, Hashable]:
         if name is not None:
             raise ValueError(f"Expected {name}, got {tree!r}.")
         if kind in _registry:
-            raise ValueError(f"Custom node type mismatch: expected type: {kind!r}, value: {tree!r}.")
+            raise ValueError(f"Custom node type mismatch: expected type: {kind!r}, "
+                             f"value: {tree!r}.")
         if not hasattr(type(tree), "_fields"):
             raise ValueError(f"Expected named tuple, got {tree!r}.")
         raise ValueError(f"Named tuple type mismatch: expected type: {kind!r}, tuple: {tree!r}.")
@@ -257,7 +253,7 @@ def _node_like(treedef: PyTreeDef, tree) -> tuple[Iterable, Hashable]:
     if kind in _registry and aux_data != treedef.aux_data:
         raise ValueError(f"Mismatch custom node data: {treedef.aux_data!r} != {aux_data!r}; "
                          f"value: {tree!r}.")
-    return got, aux_data
+    return got
 
 
 def leaf_paths(tree) -> list[str]:

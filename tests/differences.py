@@ -80,9 +80,10 @@ def _perturbed(inputs: list, step: float, alternating: bool = False) -> list:
 
 def ill_conditioned(m) -> bool:
     """Every differing value is one that JAX itself does not compute stably: moving
-    the float inputs by a relative 1e-6 (together, or alternately up and down), or the results of JAX's sin, exp, tanh...
-    by a relative 4e-7 (a few float32 steps either way), changes JAX's result there
-    by more than the comparison allows, or brings it to minijax's value."""
+    the float inputs by a relative 1e-6 (together, or alternately up and down), or
+    the results of JAX's sin, exp, tanh... by a relative 4e-7 (a few float32 steps
+    either way), changes JAX's result there by more than the comparison allows, or
+    brings it to minijax's value."""
     if not _values_only(m):
         return False
     mini, real = _leaves(m.mini.value), _leaves(m.real.value)

@@ -10,6 +10,7 @@ from minijax.lax.lax import (
     neg, neg_p, pad, pad_p, pow, pow_p, reduce_max, reduce_max_p, reduce_min,
     reduce_min_p, reduce_sum, reduce_sum_p, reshape, reshape_p, round, round_p,
     select_n, select_n_p, sign, sign_p, sin, sin_p, slice, slice_p, sqrt, sqrt_p,
-    squeeze, squeeze_p, stop_gradient, stop_gradient_p, sub, sub_p, tan, tan_p, tanh, tanh_p, transpose, transpose_p,
+    squeeze, squeeze_p, stop_gradient, stop_gradient_p, sub, sub_p, tan, tan_p, tanh,
+    tanh_p, transpose, transpose_p,
     zeros_like,
 )

@@ -789,27 +789,19 @@ def _cond_batch(axis_size, vals, dims, *, branches):
     if index_dim is None:
         outs = _bind_cond(index, [vmap_jaxpr(b, axis_size, tuple(arg_dims))[:2]
                                   for b in branches], args)
-    else:  # A predicate per example: run both branches on every example, then select.
-        index, *args = [move_batch_axis(axis_size, d, 0, x) for x, d in zip(vals, dims)]
-        results = [vmap_flat(jaxpr_as_fun(b), axis_size, [0] * len(args),
-                             _inputs_of_branch(lax.eq(index, lax.full_like(index, i)), args))
-                   for i, b in enumerate(branches)]
-        outs = [lax.select_n(_at_front(lax.ne(index, lax.full_like(index, 0)), cases[0]), *cases)
-                for cases in zip(*[[move_batch_axis(axis_size, d, 0, o) for o, d in zip(*r)]
-                                   for r in results])]
+    else:  # A predicate per example: each example runs both branches, then selects.
+        return vmap_flat(functools.partial(_both_branches, branches), axis_size, dims, vals)
     return outs, [0] * len(outs)
 
 
-def _inputs_of_branch(chosen, args: list) -> list:
-    """As in JAX, an example that does not take the branch gives it its inputs with
-    gradients stopped: a derivative the branch does not define there (0 * inf) does
-    not reach them."""
-    return [lax.select_n(_at_front(chosen, x), lax.stop_gradient(x), x) for x in args]
-
-
-def _at_front(pred, x):
-    """A predicate per example, broadcast to ``x``'s shape (examples first)."""
-    return lax.broadcast_in_dim(pred, get_aval(x).shape, (0,))
+def _both_branches(branches, index, *args) -> list:
+    """One example's cond as a select between both branches' results.  As in JAX, a
+    branch the example does not take gets the inputs with gradients stopped: a
+    derivative the branch does not define there (0 * inf) does not reach them."""
+    results = [jaxpr_as_fun(b)(*[lax.select_n(lax.eq(index, _int32(i)), lax.stop_gradient(x), x)
+                                 for x in args])
+               for i, b in enumerate(branches)]
+    return [lax.select_n(lax.ne(index, _int32(0)), *cases) for cases in zip(*results)]
 
 
 def _split_cond(branches, unks_in: tuple[bool, ...]):
